@@ -1,0 +1,3 @@
+"""Checks: prompts (being written)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Checks: subflows (being written)."""
+
+from __future__ import annotations

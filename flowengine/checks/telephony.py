@@ -1,0 +1,3 @@
+"""Checks: telephony (being written)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Checks: variables (being written)."""
+
+from __future__ import annotations
