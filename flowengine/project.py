@@ -177,7 +177,7 @@ def validate_paths(paths: Sequence[str | Path]) -> Report:
         diagnostics.extend(item.diagnostics)
         if item.flow is None:
             continue
-        first = named.get(item.flow.name)
+        first = named.get(item.flow.name) or universe.get(item.flow.name)
         if first is not None:
             diagnostics.append(
                 Diagnostic(

@@ -21,7 +21,9 @@ from .conftest import FIXTURES, ROOT
 INVALID = FIXTURES / "flows" / "invalid"
 VALID = FIXTURES / "flows" / "valid"
 CASES = sorted(INVALID.glob("*/*.yaml"))
-DOCUMENTED = re.findall(r"^### `([a-z0-9-]+)`", (ROOT / "docs" / "diagnostics.md").read_text(), re.M)
+DOCUMENTED = re.findall(
+    r"^### `([a-z0-9-]+)`", (ROOT / "docs" / "diagnostics.md").read_text(), re.M
+)
 
 
 def _report(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, set[str]]:
