@@ -60,16 +60,21 @@ def unknown_outcomes(ctx: CheckContext) -> Iterator[Diagnostic]:
     """An ``on`` key must be an outcome of the state's action, a common key or a Daily event."""
     for state in ctx.flow.states.values():
         success, failure = state_outcomes(ctx, state)
-        valid = [*success, *failure, *m.STATE_KEYS, *m.DAILY_EVENTS]
+        own = [*success, *failure, *m.STATE_KEYS]
+        valid = [*own, *m.DAILY_EVENTS]
         for key in state.routes:
             if key in valid:
                 continue
-            own = ", ".join([*success, *failure]) or "none of its own"
+            # Suggest a Daily event only for a key that looks like one ('dialout.answerd'):
+            # 'answered' on a play state is not a typo of 'dialout.answered'.
+            options = valid if "." in key else own
+            listed = ", ".join([*success, *failure]) or "none of its own"
             yield ctx.error(
                 "unknown-outcome",
                 ctx.locate(("states", state.name, "on", key), key=True),
                 f"state {state.name!r} ({state.kind}) never has the outcome {key!r}",
-                did_you_mean(key, valid) or f"Its outcomes: {own}.",
+                did_you_mean(key, options)
+                or f"Its outcomes: {listed}; any state also has hangup, error and max_visits.",
             )
     for key in ctx.flow.handlers:
         if key not in (*m.FLOW_KEYS, *m.DAILY_EVENTS):
@@ -171,18 +176,22 @@ def waits_forever(ctx: CheckContext) -> Iterator[Diagnostic]:
 @rule
 def hangup_not_handled(ctx: CheckContext) -> Iterator[Diagnostic]:
     """Without a hangup handler a call that hangs up ends with no clean-up step."""
-    if "hangup" in ctx.flow.handlers or ctx.flow.inputs or ctx.flow.outputs:
+    flow = ctx.flow
+    if "hangup" in flow.handlers or flow.inputs or flow.outputs:
         return  # a sub-flow's hang-up is handled by its caller's flow
+    if not (flow.match.dialin or flow.match.sip_uri or flow.match.sip_headers):
+        return  # an outbound flow has no caller leg: its far end ending is dialout.stopped
     open_states = [
         s.name for s in ctx.flow.states.values() if not s.final and "hangup" not in s.routes
     ]
     if open_states:
         shown = ", ".join(repr(n) for n in open_states[:5])
         more = f" and {len(open_states) - 5} more" if len(open_states) > 5 else ""
+        noun = "state" if len(open_states) == 1 else "states"
         yield ctx.warning(
             "hangup-not-handled",
             ctx.locate(("name",), key=True),
-            f"no state handles a caller hanging up in {shown}{more}",
+            f"nothing handles a caller hanging up in {noun} {shown}{more}",
             "Add a flow-wide on: {hangup: <state>} that cleans up (stop dial-outs, log) and ends.",
         )
 
@@ -195,7 +204,15 @@ def menu_keys(ctx: CheckContext) -> Iterator[Diagnostic]:
         if not isinstance(action, m.Menu):
             continue
         for key in action.options:
-            if key in "ABCD":
+            if len(key) != 1 or key not in "0123456789*#ABCD":
+                yield ctx.warning(
+                    "menu-unreachable-key",
+                    ctx.locate((*ctx.state_path(state), "options", key), key=True),
+                    f"menu {state.name!r} offers key {key!r}, which a caller cannot press: "
+                    "a menu takes one key",
+                    "Use one of 0-9, * or #; collect several digits with a collect state.",
+                )
+            elif key in "ABCD":
                 yield ctx.warning(
                     "menu-unreachable-key",
                     ctx.locate((*ctx.state_path(state), "options", key), key=True),
