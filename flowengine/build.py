@@ -274,6 +274,7 @@ class _Builder:
         self, raw: Mapping[str, Any], path: PathKey
     ) -> MappingProxyType[int, tuple[tuple[int, int], ...]]:
         table: dict[int, list[tuple[int, int]]] = {}
+        given_in: dict[int, str] = {}
         for spec, ranges in raw.items():
             first, _, last = spec.partition("-")
             a, b = DAYS.index(first), DAYS.index(last or first)
@@ -294,14 +295,19 @@ class _Builder:
                     )
                     continue
                 spans.append(span)
+            twice = [day for day in days if day in table]
+            if twice:
+                earlier = sorted({given_in[day] for day in twice}, key=list(raw).index)
+                self.error(
+                    "invalid-hours",
+                    (*path, spec),
+                    f"{', '.join(DAYS[d] for d in twice)} {'has' if len(twice) == 1 else 'have'} "
+                    f"opening hours twice: in {', '.join(repr(e) for e in earlier)} "
+                    f"and in {spec!r}",
+                    "Give each day its hours once: list several ranges for a day as a list.",
+                )
             for day in days:
-                if day in table:
-                    self.error(
-                        "invalid-hours",
-                        (*path, spec),
-                        f"{DAYS[day]} is given opening hours twice in {spec!r}",
-                        "Give each day its hours once.",
-                    )
+                given_in.setdefault(day, spec)
                 table.setdefault(day, []).extend(spans)
         return MappingProxyType({d: tuple(sorted(s)) for d, s in table.items()})
 

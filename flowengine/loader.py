@@ -10,6 +10,7 @@ non-UTF-8 input become diagnostics; nothing here raises for bad content.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ MAX_BYTES = 1024 * 1024
 
 MAX_NODES = 200_000
 """Most YAML nodes a document may expand to, counting every use of an alias."""
+
+MAX_DEPTH = 100
+"""Deepest nesting of mappings and lists (a real flow needs fewer than 10 levels)."""
+
+_SAFE_NESTING = 5_000
+"""libyaml composes nested nodes by C recursion: far deeper input would overflow the C stack
+(a crash, not an exception), so text that might nest deeper than this is measured first."""
 
 PathKey = tuple[str | int, ...]
 
@@ -126,21 +134,25 @@ def parse_flow_bytes(raw: bytes, file: str = "<flow>") -> Document:
             file,
             "file-too-large",
             Location(file),
-            f"the file is larger than {MAX_BYTES // 1024} KiB",
+            f"the file is larger than {MAX_BYTES // (1024 * 1024)} MiB ({MAX_BYTES:,} bytes)",
             "Split the flow into sub-flows called with `call`.",
         )
+    body = raw[len(codecs.BOM_UTF8) :] if raw.startswith(codecs.BOM_UTF8) else raw
     try:
-        text = raw.decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        before = raw[: exc.start]
+        before = body[: exc.start]
         line = before.count(b"\n") + 1
-        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        # Columns count characters: the line up to the bad byte is valid UTF-8.
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8")) + 1
         return _failed(
             file,
             "encoding",
             Location(file, line, column),
-            f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
-            "Save the file as UTF-8.",
+            f"the file is not valid UTF-8 (byte 0x{body[exc.start]:02x})",
+            "The file is UTF-16: save it as UTF-8."
+            if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+            else "Save the file as UTF-8.",
         )
     return parse_flow_text(text, file)
 
@@ -158,42 +170,103 @@ def parse_flow_text(text: str, file: str = "<flow>") -> Document:
             "the file contains a NUL character",
             "Save the file as UTF-8 text.",
         )
-    loader = _FlowLoader(text)
     try:
-        node = loader.get_single_node()
+        deep = _too_deep(text)
+        if deep is not None:
+            return _failed(
+                file,
+                "yaml-syntax",
+                Location(file, *deep),
+                f"values are nested more than {MAX_DEPTH} levels deep",
+                None,
+            )
+        loader = _FlowLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
-        return _failed(file, "yaml-syntax", loc, f"{problem}{context}", _syntax_hint(problem))
+        message, hint = _explain(f"{problem}{context}", _char_at(text, mark))
+        return _failed(file, "yaml-syntax", loc, message, hint)
     except yaml.YAMLError as exc:
         return _failed(file, "yaml-syntax", Location(file), str(exc).splitlines()[0], None)
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - the pure-Python composer only
         return _failed(
             file, "yaml-syntax", Location(file), "the document is nested too deeply", None
         )
-    finally:
-        loader.dispose()
     if node is None:
         return Document(file, None, {(): (1, 1)}, {}, (), text)
     walker = _Walker(file)
     try:
         data = walker.build(node, ())
-    except _TooBigError:
+    except _TooBigError as exc:
+        top = exc.path[:1]
+        line, column = walker.keys.get(top, (node.start_mark.line + 1, node.start_mark.column + 1))
         return _failed(
             file,
             "alias-limit",
-            walker.location(node),
-            f"the document expands to more than {MAX_NODES} nodes (an alias bomb?)",
-            "Use fewer nested aliases (*name).",
+            Location(file, line, column, top),
+            f"the document expands to more than {MAX_NODES:,} values through aliases "
+            "(an alias bomb?)",
+            "Use fewer nested aliases (*name); repeat small values instead.",
         )
     return Document(file, data, walker.values, walker.keys, tuple(walker.diagnostics), text)
 
 
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Where (line, column) nesting first exceeds ``MAX_DEPTH``, if the text could nest deeply.
+
+    The parser's event stream is produced without recursion, so this is safe on any input.
+    Each nesting level needs a ``[``, a ``{`` or one more column of indentation (a block
+    collection in a list item is indented at least one column more than the item's dash, and
+    a list in a mapping at least as much as its key), so most files are cleared by counting.
+    """
+    # Splitting on "\n" alone can only overstate a line's width: the safe side.
+    widest = max(len(line) for line in text.split("\n"))
+    if text.count("[") + text.count("{") + 2 * widest + 2 <= _SAFE_NESTING:
+        return None
+    loader = _FlowLoader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                mark = event.start_mark
+                if depth > MAX_DEPTH and mark is not None:
+                    return mark.line + 1, mark.column + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+    return None
+
+
+def _char_at(text: str, mark: yaml.Mark | None) -> str:
+    index = -1 if mark is None else mark.index
+    return text[index] if 0 <= index < len(text) else ""
+
+
+def _explain(problem: str, char: str) -> tuple[str, str | None]:
+    """A parser message (libyaml's or PyYAML's, which word some differently) and a hint."""
+    if char == "\t" or "tab character" in problem:
+        return (
+            "found a tab character where YAML expects spaces",
+            "YAML indentation must use spaces, not tabs.",
+        )
+    if "expected a single document" in problem:
+        return (
+            "the file holds more than one YAML document",
+            "A flow file is one document: remove the '---' line (or split the file).",
+        )
+    return problem, _syntax_hint(problem)
+
+
 def _syntax_hint(problem: str) -> str | None:
-    if "found character '\\t'" in problem:
-        return "YAML indentation must use spaces, not tabs."
     if "mapping values are not allowed" in problem:
         return "Quote values that contain ': ' (a colon followed by a space)."
     if "found undefined alias" in problem:
@@ -211,7 +284,9 @@ def _failed(file: str, code: str, loc: Location, message: str, hint: str | None)
 
 
 class _TooBigError(Exception):
-    pass
+    def __init__(self, path: PathKey) -> None:
+        super().__init__(path)
+        self.path = path
 
 
 class _Walker:
@@ -224,20 +299,31 @@ class _Walker:
         self.diagnostics: list[Diagnostic] = []
         self.count = 0
         self.active: set[int] = set()
+        self.too_deep = False
 
-    def location(self, node: yaml.Node) -> Location:
-        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
-
-    def error(self, code: str, node: yaml.Node, message: str, hint: str | None = None) -> None:
-        self.diagnostics.append(
-            Diagnostic(code, Severity.ERROR, message, self.location(node), hint)
-        )
+    def error(
+        self,
+        code: str,
+        node: yaml.Node,
+        message: str,
+        hint: str | None = None,
+        path: PathKey = (),
+    ) -> None:
+        loc = Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1, path)
+        self.diagnostics.append(Diagnostic(code, Severity.ERROR, message, loc, hint))
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise _TooBigError
+            raise _TooBigError(path)
         self.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if len(path) > MAX_DEPTH:
+            if not self.too_deep:
+                self.too_deep = True
+                self.error(
+                    "yaml-syntax", node, f"values are nested more than {MAX_DEPTH} levels deep"
+                )
+            return None
         if id(node) in self.active:
             self.error("yaml-syntax", node, "an alias refers to the node that contains it")
             return None
@@ -256,11 +342,19 @@ class _Walker:
 
     def check_tag(self, node: yaml.Node, expected: str) -> None:
         if node.tag != expected:
-            self.error("yaml-syntax", node, f"the tag {_short(node.tag)} is not allowed in a flow")
+            self.tag_error(node)
+
+    def tag_error(self, node: yaml.Node) -> None:
+        self.error(
+            "yaml-syntax",
+            node,
+            f"the tag {_short(node.tag)} is not allowed in a flow",
+            "A flow holds plain text, numbers, true/false, lists and mappings: remove the tag.",
+        )
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag not in _SCALAR_TAGS:
-            self.error("yaml-syntax", node, f"the tag {_short(node.tag)} is not allowed in a flow")
+            self.tag_error(node)
             return node.value
         if node.tag == _STR:
             return node.value
@@ -291,6 +385,7 @@ class _Walker:
                     key_node,
                     f"key {key!r} is repeated (first at line {line})",
                     "Remove one of them: YAML would silently keep only the last.",
+                    (*path, key),
                 )
                 continue
             first_seen[key] = key_node

@@ -121,6 +121,7 @@ def _silent(state: m.State, key: str) -> bool:
 
 def _components(succ: Mapping[str, list[str]]) -> list[list[str]]:
     """Tarjan's strongly connected components, iteratively (flows may have 1,000s of states)."""
+    order = {name: i for i, name in enumerate(succ)}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
@@ -160,7 +161,7 @@ def _components(succ: Mapping[str, list[str]]) -> list[list[str]]:
                         group.append(member)
                         if member == node:
                             break
-                    result.append(sorted(group, key=list(succ).index))
+                    result.append(sorted(group, key=lambda n: order.get(n, len(order))))
     return result
 
 
@@ -191,7 +192,8 @@ def no_path_to_end(ctx: CheckContext) -> Iterator[Diagnostic]:
     if flow.start not in flow.states:
         return
     ends = ctx.graph.can_end()
-    for name in sorted(ctx.graph.reachable(), key=list(flow.states).index):
+    order = {name: i for i, name in enumerate(flow.states)}
+    for name in sorted(ctx.graph.reachable(), key=order.__getitem__):
         state = flow.states[name]
         if name in ends or not any(True for _ in ctx.graph.successors(name, hangup=False)):
             continue  # a state with no way out at all is reported as a dead end
