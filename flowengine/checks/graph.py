@@ -109,6 +109,10 @@ def _edges(state: m.State, flow: m.Flow, handlers: Mapping[str, str]) -> Iterato
         yield Edge(state.name, "hangup", handlers["hangup"], False, implicit=True)
     if "limit" in handlers:
         yield Edge(state.name, "limit", handlers["limit"], True, implicit=True)
+    for key, target in handlers.items():
+        # A flow-wide Daily event handler is taken from any state that does not route it.
+        if key in m.DAILY_EVENTS and key not in routed:
+            yield Edge(state.name, key, target, True, implicit=True)
 
 
 def _silent(state: m.State, key: str) -> bool:

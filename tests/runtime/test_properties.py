@@ -220,9 +220,4 @@ def test_the_machine_reaches_what_the_checker_reaches(data: dict[str, Any]) -> N
     flow, _ = build(data)
     machine = compile_flow(flow).reachable() - {INIT, ENDED}
     checker = FlowGraph.of(flow).reachable()
-    if any(key in DAILY_EVENTS for key in flow.handlers):
-        # The checker's graph has no edges for flow-wide Daily event handlers; the machine
-        # does, so it may reach more.
-        assert machine >= checker
-    else:
-        assert machine == checker
+    assert machine == checker
