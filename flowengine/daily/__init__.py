@@ -1,10 +1,12 @@
 """Daily integration: the REST client, webhook verification, and their typed data.
 
-The only package of flowengine that imports httpx (and, later, daily-python). It depends on
-nothing of flowengine but ``flowengine.errors``; the runtime and the daemon wire it in. Module
-by module: ``client`` (``DailyClient``), ``requester`` (the retry loop), ``retry`` (which
-endpoint may be repeated), ``limiter`` (pacing), ``models`` (requests and responses),
-``webhooks`` (signatures), ``events`` (envelopes, pinless requests), ``dedupe``, ``errors``.
+The only package of flowengine that imports httpx and daily-python. The REST client and the
+webhook code depend on nothing of flowengine but ``flowengine.errors``; the in-room participant
+(``participant*``, the optional extra ``flowengine[daily]``, imported on its own so that this
+package never loads daily-python) also speaks the runtime's Telephony port. Module by module:
+``client`` (``DailyClient``), ``requester`` (the retry loop), ``retry`` (which endpoint may be
+repeated), ``limiter`` (pacing), ``models`` (requests and responses), ``webhooks``
+(signatures), ``events`` (envelopes, pinless requests), ``dedupe``, ``errors``, ``participant``.
 """
 
 from __future__ import annotations
