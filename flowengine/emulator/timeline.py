@@ -1,0 +1,132 @@
+"""Time in the emulator: what happens later, in a fixed order, and the outbox that sends it.
+
+Far ends act after delays (a callee answers after 2 s, a caller presses 1 at 3 s) and webhooks
+go out after them. Everything scheduled lands on one ``Timeline``: a heap ordered by due time,
+then by the order it was scheduled, so two things due at the same instant always happen in the
+order they were caused, whatever the clock. The clock only provides ``now()`` and wake-ups
+(``call_later``); it is the runtime's ``Clock`` port, so ``AsyncioClock`` serves the emulator
+in real time and ``VirtualClock`` lets a test drive the emulator and the engine on one virtual
+time, instantly.
+
+Timeline actions are plain functions that change state; anything that needs I/O (a webhook
+POST) is put on the ``Outbox``, a single worker task that sends in order. ``Outbox.idle()``
+waits until everything due has been sent, which tests await after each step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from flowengine.runtime.ports import Clock
+
+log = structlog.get_logger(__name__)
+
+Action = Callable[[], None]
+Job = Callable[[], Awaitable[None]]
+
+
+class Timeline:
+    """Actions to run at a time, in (due time, order scheduled) order."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._heap: list[tuple[float, int, Action]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def at(self, due: float, action: Action) -> None:
+        """Run ``action`` at the clock time ``due`` (at once if that has passed)."""
+        entry = (due, next(self._order), action)
+        heapq.heappush(self._heap, entry)
+        # One wake-up per entry; when it fires, it runs every entry ordered up to its own, so
+        # the order holds even when the clock's own timers would fire ties in another order.
+        self.clock.call_later(max(0.0, due - self.clock.now()), self._wake, entry[:2])
+
+    def later(self, delay: float, action: Action) -> None:
+        """Run ``action`` ``delay`` seconds from now."""
+        self.at(self.clock.now() + max(0.0, delay), action)
+
+    def run_due(self) -> int:
+        """Run every action due by now; how many ran."""
+        return self._run_until((self.clock.now(), -1), inclusive_time=True)
+
+    def next_due(self) -> float | None:
+        """When the earliest pending action is due."""
+        return self._heap[0][0] if self._heap else None
+
+    def _wake(self, key: tuple[float, int]) -> None:
+        self._run_until(key, inclusive_time=False)
+
+    def _run_until(self, key: tuple[float, int], *, inclusive_time: bool) -> int:
+        ran = 0
+        while self._heap:
+            due, order, action = self._heap[0]
+            if inclusive_time:
+                if due > key[0]:
+                    break
+            elif (due, order) > key:
+                break
+            heapq.heappop(self._heap)
+            ran += 1
+            try:
+                action()
+            except Exception:  # one broken action must not stop the emulator's clock
+                log.exception("emulator_action_failed")
+        return ran
+
+
+class Outbox:
+    """Sends jobs one at a time, in the order they were put, on one background task."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Job] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def put(self, job: Job) -> None:
+        """Queue ``job``; the worker starts on first use (there must be a running loop)."""
+        if self._closed:
+            return
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._work(self._queue))
+        self._queue.put_nowait(job)
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued or running."""
+        return 0 if self._queue is None else self._queue.qsize()
+
+    async def idle(self) -> None:
+        """Return once every queued job has finished."""
+        if self._queue is not None and self._task is not None and not self._task.done():
+            await self._queue.join()
+
+    async def aclose(self) -> None:
+        """Stop the worker; queued jobs are dropped."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @staticmethod
+    async def _work(queue: asyncio.Queue[Job]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                await job()
+            except Exception:  # a failed send is recorded by the job; keep the worker alive
+                log.exception("emulator_job_failed")
+            finally:
+                queue.task_done()
