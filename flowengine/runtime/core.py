@@ -31,7 +31,7 @@ from ..errors import FlowEngineError, TemplateError
 from .actions import KINDS
 from .commands import Command, Hangup, StopDialOut
 from .compiler import END, ENDED, INIT, START, FlowSet
-from .events import CALLER_GONE, COMMAND_OK, TIMER, Event
+from .events import CALLER_GONE, COMMAND_OK, FAULT, TIMER, Event
 from .session import Frame, Session, TraceEntry
 from .step import ERROR, GONE, HANGUP, LIMIT, LIMIT_END, MAX_VISITS, STAY, Step, json_safe
 
@@ -137,6 +137,9 @@ class Runtime:
             if timer.purpose == LIMIT:
                 self._run(step, self._limit(step, "max_duration"))
                 return
+        if event.name == FAULT:
+            self._fault(step)
+            return
         key = self._action_event(step)
         self._forget_ended_leg(step)
         if key is None:
@@ -149,6 +152,15 @@ class Runtime:
                 return
         if key != STAY:
             self._run(step, key)
+
+    def _fault(self, step: Step) -> None:
+        """A reported fault takes the path of a failure inside the state (``Step.fail``)."""
+        state = step.state
+        if state is None or state.final:
+            step.note("a fault outside any open state is ignored")
+            return
+        reason = step.event.payload.get("reason") or "a fault was reported"
+        self._run(step, step.fail(f"fault: {reason}"))
 
     def _observe(self, step: Step) -> None:
         """What every event teaches about the call, whatever state it is in."""
@@ -226,7 +238,7 @@ class Runtime:
             return None
         if step.has(key) and key != END:
             self._leave(step)
-            step.compiled.move(session, key, step)
+            step.move(key)
             nxt, step.next = step.next, None
             return nxt
         if key == MAX_VISITS:  # like any limit: the limit handler takes over once
@@ -298,7 +310,7 @@ class Runtime:
         session = step.session
         state = step.state
         if (state is None or not state.final) and step.has(END):
-            step.compiled.move(session, END, step)
+            step.move(END)
         step.cancel_timers(scope=None)
         session.scratch = {}
         if hangup_reason is not None:
@@ -358,6 +370,7 @@ class Runtime:
                 commands=step.outbox,
                 note="; ".join(step.notes) or None,
                 flow=session.flow if session.frames else None,
+                moves=step.moves,
             )
         )
 

@@ -50,11 +50,14 @@ COMMAND_OK = "command.ok"
 COMMAND_FAILED = "command.failed"
 PLAY_DONE = "play.done"
 DTMF = "dtmf"
+FAULT = "fault"
+"""Something went wrong inside the current state (reported by an adapter or a test): the
+call takes the state's error path, as when one of its templates fails."""
 
 ENGINE_EVENTS = (START, HANGUP, TIMER, COMMAND_OK, COMMAND_FAILED, PLAY_DONE)
 """Events the engine makes itself."""
 
-EVENT_NAMES = (*DAILY_EVENTS, DTMF, *ENGINE_EVENTS)
+EVENT_NAMES = (*DAILY_EVENTS, DTMF, *ENGINE_EVENTS, FAULT)
 """Every event name the runtime understands; others are recorded and ignored."""
 
 CALLER_GONE = frozenset({"dialin.stopped", "participant.left", HANGUP})

@@ -22,6 +22,9 @@ from .events import Event
 FORMAT = 1
 """Version of the JSON form; bumped when it changes incompatibly."""
 
+Move = tuple[str, str, str, str]
+"""One move of a flow's machine: (flow, source state, trigger, target state)."""
+
 
 class RestoreError(FlowEngineError):
     """Raised when a persisted session cannot be restored: unknown flow version or state."""
@@ -78,6 +81,13 @@ class TraceEntry:
     note: str | None = None
     flow: str | None = None
     """The flow the call is in afterwards, when it differs from the call's first flow."""
+    moves: list[Move] = field(default_factory=list)
+    """Each move of the machine while handling the event: (flow, state, trigger, target).
+
+    The trigger names the edge taken (a route key, ``option 1``, ``when 0``, ``otherwise``,
+    a handler's key), which ``entered`` cannot tell apart when two edges share a target;
+    scenario tests read it for edge coverage.
+    """
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -94,6 +104,8 @@ class TraceEntry:
             out["note"] = self.note
         if self.flow is not None:
             out["flow"] = self.flow
+        if self.moves:
+            out["moves"] = [list(move) for move in self.moves]
         return out
 
     @classmethod
@@ -109,6 +121,7 @@ class TraceEntry:
             commands=[command_from_dict(c) for c in data["commands"]],
             note=data.get("note"),
             flow=data.get("flow"),
+            moves=[(m[0], m[1], m[2], m[3]) for m in data.get("moves", ())],
         )
 
 

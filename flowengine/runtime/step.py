@@ -15,7 +15,7 @@ from ..templates import render
 from .commands import CancelTimer, Command, Play, StartTimer
 from .compiler import CompiledFlow
 from .events import Event
-from .session import Session, Timer
+from .session import Move, Session, Timer
 
 if TYPE_CHECKING:
     from .core import Runtime
@@ -42,6 +42,7 @@ class Step:
         "_compiled",
         "entered_states",
         "event",
+        "moves",
         "next",
         "notes",
         "now",
@@ -57,6 +58,7 @@ class Step:
         self.now = now
         self.outbox: list[Command] = []
         self.entered_states: list[str] = []
+        self.moves: list[Move] = []
         self.notes: list[str] = []
         self.next: str | None = None
         self._compiled: CompiledFlow | None = None
@@ -84,6 +86,13 @@ class Step:
     def has(self, trigger: str) -> bool:
         """True when ``trigger`` leads somewhere from the current state (routes and handlers)."""
         return self.compiled.has(self.session.state, trigger)
+
+    def move(self, trigger: str) -> None:
+        """Fire ``trigger`` from the current state, recording the move for the trace."""
+        session, compiled = self.session, self.compiled
+        target = compiled.table[session.state][trigger]
+        self.moves.append((session.flow, session.state, trigger, target))
+        compiled.move(session, trigger, self)
 
     def entered(self, state: str) -> None:
         """The compiled machine's callback: run the entered state (see ``Runtime.enter``)."""
