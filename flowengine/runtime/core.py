@@ -176,12 +176,15 @@ class Runtime:
         elif name == COMMAND_OK and payload.get("command") == "start_dial_out":
             leg, data = payload.get("leg", event.leg), payload.get("data") or {}
             new_sid = data.get("sessionId", data.get("session_id"))
-            abandoned: list[str] = session.call.get("abandoned_legs", [])
+            # A dial-out whose ring timer fired before its result came is abandoned by its
+            # command's key (the same leg name may already be dialling again).
+            abandoned: list[str] = session.call.get("abandoned_dialouts", [])
             if isinstance(leg, str) and isinstance(new_sid, str):
-                if leg in abandoned:
-                    abandoned.remove(leg)
+                if payload.get("key") in abandoned:
+                    abandoned.remove(payload["key"])
+                    session.call.setdefault("ended_sessions", []).append(new_sid)
                     step.emit(StopDialOut, leg=leg, session_id=new_sid)
-                else:
+                elif new_sid not in session.call.get("ended_sessions", ()):
                     session.legs[leg] = new_sid
         if self._caller_left(step):
             session.caller_gone = True

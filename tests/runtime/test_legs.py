@@ -379,3 +379,53 @@ def test_refer_ignores_a_non_refer_transfer_event(flow, sim) -> None:
     assert s.state == "ref"
     s.send("calltransfer.initiated", session_id="sim-1-caller", is_sip_refer=True)
     assert s.state == "fin"
+
+
+REDIAL = """
+name: redial
+start: dial
+on: {hangup: fin}
+states:
+  dial:
+    dial_out: {to: "+14155550123", leg: agent, timeout: 20s}
+    max_visits: 3
+    on: {answered: talk, no_answer: dial, busy: fin, failed: broken, max_visits: fin}
+  talk:
+    hangup: {reason: answered}
+  broken:
+    hangup: {reason: failed}
+  fin:
+    hangup: {}
+"""
+
+
+def test_a_dial_out_redialled_at_once_ignores_the_old_legs_late_events(flow, sim) -> None:
+    """The first leg's dialout.stopped (sent for the stop after the ring timeout) arrives while
+    the same state dials again: it belongs to the old leg, not the new one."""
+
+    class InTurn(FakeTelephony):
+        answers = ["no_answer", "answered"]
+
+        def dial_out_behaviour(self, leg: str) -> str:
+            return self.answers.pop(0)
+
+    s = sim(flow(REDIAL), telephony=InTurn())
+    s.advance(20)
+    s.send("dialout.stopped", session_id="dialout-1")
+    assert s.state == "talk"
+    assert s.path == ["dial", "dial", "talk"]
+
+
+def test_an_abandoned_dial_outs_late_result_is_stopped_not_taken_for_the_redial(flow, sim) -> None:
+    fake = FakeTelephony(results={"start_dial_out": CommandResult.success()})
+    s = sim(flow(REDIAL), telephony=fake)
+    first = next(c for c in s.commands if isinstance(c, StartDialOut))
+    s.advance(20)
+    assert s.path == ["dial", "dial"]
+    new = s.send(
+        "command.ok", key=first.key, command="start_dial_out", leg="agent", data={"sessionId": "z"}
+    )
+    assert [c.session_id for c in new if isinstance(c, StopDialOut)] == ["z"]
+    assert "agent" not in s.session.legs
+    s.send("dialout.answered", session_id="z")
+    assert s.state == "dial"

@@ -141,17 +141,28 @@ def enter_dial_out(step: Step, action: m.DialOut) -> str | None:
         settings["extension"] = action.extension
         if action.wait_before_extension:
             settings["waitBeforeExtensionDialSec"] = round(action.wait_before_extension)
-    step.session.legs.pop(action.leg, None)
+    _retire(step, action.leg)
     command = step.emit(StartDialOut, leg=action.leg, settings=settings)
     step.session.scratch.update(key=command.key, leg=action.leg)
     step.start_timer("ring", action.timeout)
     return None
 
 
+def _retire(step: Step, leg: str) -> str | None:
+    """Forget a leg's session id, remembering it so its late events are not taken for a new
+    leg of the same name (a dial-out that rings out and is dialled again)."""
+    sid = step.session.legs.pop(leg, None)
+    if sid is not None:
+        step.session.call.setdefault("ended_sessions", []).append(sid)
+    return sid
+
+
 def _our_leg(step: Step, leg: str) -> bool:
     sid, legs = step.event_session(), step.session.legs
     if sid is None:
         return step.event.leg in (None, leg)
+    if sid in step.session.call.get("ended_sessions", ()):
+        return False
     known = legs.get(leg)
     if known is not None:
         return sid == known
@@ -177,11 +188,13 @@ def on_dial_out(step: Step, action: m.DialOut, event: Event) -> str | None:
             return "busy" if is_busy(event.payload) else "failed"
         return None
     if _timer(event, "ring"):
-        sid = step.session.legs.pop(action.leg, None)
+        sid = _retire(step, action.leg)
         if sid is not None:
             step.emit(StopDialOut, leg=action.leg, session_id=sid)
         else:  # its session id is not known yet: stop it when the command's result comes
-            step.session.call.setdefault("abandoned_legs", []).append(action.leg)
+            step.session.call.setdefault("abandoned_dialouts", []).append(
+                step.session.scratch.get("key")
+            )
         return "no_answer"
     return None
 
@@ -201,7 +214,7 @@ def on_stop_dial_out(step: Step, action: m.StopDialOut, event: Event) -> str | N
     """The command's result decides."""
     if _mine(step, event):
         if event.name == COMMAND_OK:
-            step.session.legs.pop(action.leg, None)
+            _retire(step, action.leg)
             return "done"
         if event.name == COMMAND_FAILED:
             return "failed"
