@@ -238,3 +238,8 @@ def main() -> None:
         cli(standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         sys.exit(130)
+
+
+from .daemon.serve import serve as _serve  # noqa: E402 - registered last, kept in its own module
+
+cli.add_command(_serve)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from .. import model as m
@@ -30,6 +30,12 @@ from .session import Session
 
 Observer = Callable[[Session, list[Command]], None]
 """Called after each handled event with the call and the commands it produced (to persist)."""
+
+Persist = Callable[[Session, Event, list[Command]], Awaitable[None] | None]
+"""Called after each handled event, before any of its commands is executed. It must read the
+session at once (the call moves on with its next event); the awaitable it returns gates the
+step's commands: they are executed only once it has finished, and fail if it raised (the
+daemon journals a step, outbox included, before acting on it)."""
 
 
 class CallExistsError(FlowEngineError):
@@ -60,12 +66,14 @@ class Engine:
         room_sip_domain: str | None = None,
         strict: bool = False,
         observer: Observer | None = None,
+        persist: Persist | None = None,
         keep_unrouted: int = 1000,
     ) -> None:
         self.runtime = Runtime(flows, room_sip_domain=room_sip_domain, strict=strict)
         self.telephony = telephony
         self.clock: Clock = clock or AsyncioClock()
         self.observer = observer
+        self.persist = persist
         self.unrouted: deque[tuple[str, Event]] = deque(maxlen=keep_unrouted)
         """Events posted for calls the engine does not know (newest last)."""
         self.errors: list[BaseException] = []
@@ -200,22 +208,40 @@ class Engine:
         session = call.session
         commands = self.runtime.handle(session, event, self.clock.now())
         self._arm(call)
+        gate: asyncio.Task[None] | None = None
+        if self.persist is not None:
+            pending = self.persist(session, event, commands)
+            if pending is not None:
+                gate = self._spawn(_wait(pending))
         outgoing = [c for c in commands if not c.internal]
         if outgoing:
             ordered = []
             for command in outgoing:
                 if isinstance(command, HttpRequest):
-                    self._spawn(self._execute([command], None))
+                    self._spawn(self._execute([command], None, gate))
                 else:
                     ordered.append(command)
             if ordered:
-                call.tail = self._spawn(self._execute(ordered, call.tail))
+                call.tail = self._spawn(self._execute(ordered, call.tail, gate))
         if self.observer is not None:
             self.observer(session, commands)
 
-    async def _execute(self, commands: list[Command], after: asyncio.Task[None] | None) -> None:
+    async def _execute(
+        self,
+        commands: list[Command],
+        after: asyncio.Task[None] | None,
+        gate: asyncio.Task[None] | None = None,
+    ) -> None:
         if after is not None and not after.done():
             await asyncio.wait([after])
+        if gate is not None:
+            if not gate.done():
+                await asyncio.wait([gate])
+            if gate.cancelled() or gate.exception() is not None:
+                # Not journaled, so not done: acting now could repeat after a restart.
+                for command in commands:
+                    self._deliver(command, CommandResult.failure("the step was not persisted"))
+                return
         for command in commands:
             try:
                 result = await self.telephony.execute(command)
@@ -290,3 +316,7 @@ class Engine:
         if self._pending <= 0:
             self._pending = 0
             self._idle.set()
+
+
+async def _wait(pending: Awaitable[None]) -> None:
+    await pending

@@ -1,0 +1,193 @@
+"""The daemon wired together: ``Daemon`` (engine, store, Daily, flows) and its Starlette app.
+
+Where it sits: the top of the daemon package; ``serve.py`` runs it under uvicorn, tests drive
+it in-process (``httpx.ASGITransport``, Starlette's ``TestClient``) against the emulator.
+Nothing here is global: ``create_app(settings, store=..., daily=..., clock=...)`` builds one
+daemon from what it is given, and the caller closes the store and the client it passed in.
+
+Lifecycle: ``start()`` restores every live call of the store and starts the hot-reload
+poller; only then is the daemon ready (``/readyz``). ``stop()`` (SIGTERM, through uvicorn's
+lifespan) stops accepting (the ingress answers 503), waits up to ``drain_timeout`` for
+in-flight events and commands, waits for every append, and stops the engine. What was not
+finished is in the store and is taken back by the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import structlog
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from ..daily import DailyClient, pinless_verifier, webhook_verifier
+from ..runtime.engine import Engine
+from ..runtime.ports import AsyncioClock, Clock
+from ..runtime.session import Session
+from ..store import Store
+from .api import Api
+from .calls import Calls
+from .flows import FlowCatalog, ReloadResult
+from .ingress import Ingress
+from .metrics import Metrics
+from .persistence import DurableTelephony, Persistence, restore_calls
+from .settings import Settings
+from .telephony import BusinessHttp, RestTelephony
+
+log = structlog.get_logger("flowengine.daemon")
+
+
+class Daemon:
+    """One daemon: its engine, persistence, calls, ingress and API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        daily: DailyClient,
+        clock: Clock | None = None,
+        catalog: FlowCatalog | None = None,
+        http: httpx.AsyncClient | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock: Clock = clock or AsyncioClock()
+        self.catalog = catalog or FlowCatalog.load(settings.flows)
+        self.metrics = metrics or Metrics()
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient()
+        self.persistence = Persistence(store, on_step=self._on_step)
+        self.rest = RestTelephony(
+            daily,
+            BusinessHttp(self.http),
+            sessions=self._session,
+            flows=lambda s: self.catalog.flows.version(s.flow_hash),
+            metrics=self.metrics,
+        )
+        self.telephony = DurableTelephony(self.rest, self.persistence)
+        self.engine = Engine(
+            self.catalog.flows,
+            self.telephony,
+            self.clock,
+            room_sip_domain=settings.room_sip_domain,
+            persist=self.persistence.persist,
+        )
+        self.persistence.bind(self.engine)
+        self.calls = Calls(
+            self.engine, self.persistence, self.catalog, daily, self.metrics, self.clock
+        )
+        now = self.clock.now
+        self.ingress = Ingress(
+            calls=self.calls,
+            persistence=self.persistence,
+            webhooks=webhook_verifier(settings.webhook_secret, clock=now),
+            pinless=pinless_verifier(settings.pinless_secret, clock=now),
+            metrics=self.metrics,
+            accepting=lambda: self.accepting,
+        )
+        self.api = Api(
+            calls=self.calls,
+            persistence=self.persistence,
+            token=settings.api_token,
+            metrics=self.metrics,
+            ready=lambda: self.ready,
+        )
+        self.accepting = False
+        self.ready = False
+        self._watcher: asyncio.Task[None] | None = None
+
+    def _session(self, call_id: str) -> Session | None:
+        return self.engine.get(call_id)
+
+    def _on_step(self, session: Session, event: object) -> None:
+        self.calls.on_step(session, event)  # type: ignore[arg-type]
+
+    def _on_reload(self, result: ReloadResult) -> None:
+        if result.changed:
+            self.metrics.flow_reloads.labels("updated").inc()
+        if result.errors:
+            self.metrics.flow_reloads.labels("refused").inc()
+
+    async def start(self) -> list[Session]:
+        """Restore every live call, start the flow poller, and begin accepting."""
+        self.accepting = True  # restored calls' events may arrive while they are restored
+        restored = await restore_calls(self.engine, self.persistence, self.telephony)
+        for session in restored:
+            self.calls.track(session)
+        if self.settings.reload_interval > 0:
+            self._watcher = asyncio.get_running_loop().create_task(
+                self.catalog.watch(self.settings.reload_interval, self._on_reload)
+            )
+        self.ready = True
+        log.info(
+            "daemon ready",
+            restored=len(restored),
+            loaded=self.catalog.flows.names,
+            **self.settings.describe(),
+        )
+        return restored
+
+    async def stop(self) -> None:
+        """Stop accepting, drain what is in flight, persist, stop the engine."""
+        self.accepting = self.ready = False
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        try:
+            async with asyncio.timeout(self.settings.drain_timeout):
+                await self.engine.idle()
+                await self.persistence.drain()
+        except TimeoutError:
+            log.warning("shutdown: work still in flight was left to the next start")
+        await self.engine.aclose()
+        await self.persistence.drain()
+        if self._own_http:
+            await self.http.aclose()
+        log.info("daemon stopped", live=sum(1 for s in self.engine.calls.values() if not s.ended))
+
+    def app(self) -> Starlette:
+        """The ASGI app; its lifespan runs ``start`` and ``stop``."""
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        api = self.api
+        routes = [
+            Route("/daily/webhooks", self.ingress.webhook, methods=["POST"]),
+            Route("/daily/dialin", self.ingress.dialin, methods=["POST"]),
+            Route("/v1/calls", api.authorised(api.start_call), methods=["POST"]),
+            Route("/v1/calls/{call_id}", api.authorised(api.get_call), methods=["GET"]),
+            Route("/v1/calls/{call_id}/trace", api.authorised(api.get_trace), methods=["GET"]),
+            Route("/v1/calls/{call_id}/events", api.authorised(api.post_event), methods=["POST"]),
+            Route("/healthz", api.healthz, methods=["GET"]),
+            Route("/readyz", api.readyz, methods=["GET"]),
+            Route("/metrics", api.metrics_text, methods=["GET"]),
+        ]
+        app = Starlette(routes=routes, lifespan=lifespan)
+        app.state.daemon = self
+        return app
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store,
+    daily: DailyClient,
+    clock: Clock | None = None,
+    catalog: FlowCatalog | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> Starlette:
+    """The daemon's app (``app.state.daemon`` is the ``Daemon``)."""
+    daemon = Daemon(settings, store=store, daily=daily, clock=clock, catalog=catalog, http=http)
+    return daemon.app()

@@ -1,0 +1,321 @@
+"""Persist, then act: how the daemon keeps every call durable, and how it takes calls back.
+
+Where it sits: between the engine and the store. Three rules make the project's promises hold:
+
+1. **Accepted means journaled.** An incoming event (a webhook, an in-room event, a command's
+   result) goes into the call's inbox with ``store.accept`` *before* it is posted to the
+   engine, and before the webhook is answered 200.
+2. **A step is written before it acts.** The engine calls ``persist`` after each handled event;
+   it writes the snapshot, the event (or marks the accepted one applied), the step's commands
+   into the outbox, the timers set and cleared, and the ending in *one* ``store.append``. The
+   engine executes the step's commands only once that append has returned. Appends of one
+   call are chained, so versions follow one another (compare-and-set never loses).
+3. **A command is claimed before it is sent.** ``DurableTelephony`` claims it
+   (``begin_command``: ``pending`` -> ``unknown``), sends it, journals its result in the
+   inbox, then marks it ``done`` or ``failed``. A command that is not ``pending`` is never sent.
+
+Restore (``restore_calls``), for every live call of the store: rebuild the session
+(``Engine.restore``: timers re-armed from their deadlines, one already due fires at once), post
+its inbox again in order, then settle its open commands:
+
+- ``pending`` (never sent): sent now, under the same idempotency key.
+- ``unknown`` with a result in the inbox: marked by that result (it was received, then the
+  daemon died before marking it).
+- ``unknown`` without a result, for a command that is harmless to repeat (``stop_dial_out``,
+  ``hangup``, ``play``, ``say``, ``stop_play``): sent again.
+- ``unknown`` otherwise (``start_dial_out``, ``send_dtmf``, ``sip_call_transfer``,
+  ``sip_refer``, ``answer``, ``http_request``): **never sent again**, marked ``failed`` in the
+  outbox, and no result is posted: the call waits for Daily's webhook that tells what happened
+  (``dialout.*``, ``calltransfer.*``, ``dialin.connected``), and the state's own timer bounds
+  the wait (a ``dial_out`` rings out to ``no_answer``, a ``transfer`` fails, an ``http`` state
+  retries under its own policy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from ..daily.errors import DailyError, DailyOutcomeUnknownError
+from ..runtime import events as ev
+from ..runtime.commands import Command, Play, Say, SendDtmf, command_from_dict
+from ..runtime.compiler import INIT
+from ..runtime.engine import Engine
+from ..runtime.events import Event
+from ..runtime.ports import CommandResult, Telephony
+from ..runtime.session import RestoreError, Session
+from ..store import CommandState, EntryKind, Store
+
+log = structlog.get_logger("flowengine.daemon.persistence")
+
+REPEATABLE = frozenset({"stop_dial_out", "hangup", "play", "say", "stop_play"})
+"""Commands that do no harm when sent twice: an unknown outcome is settled by sending again."""
+
+_RESULT_STATE = {
+    ev.COMMAND_OK: CommandState.DONE,
+    ev.PLAY_DONE: CommandState.DONE,
+    ev.COMMAND_FAILED: CommandState.FAILED,
+}
+
+StepHook = Callable[[Session, Event], None]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Persistence:
+    """The engine's ``persist`` hook, the ingress's ``accept`` and the call registry's writes."""
+
+    def __init__(self, store: Store, *, on_step: StepHook | None = None) -> None:
+        self.store = store
+        self.on_step = on_step
+        self.engine: Engine | None = None
+        self._accepted: dict[int, tuple[Event, int]] = {}
+        self._versions: dict[str, int] = {}
+        self._timers: dict[str, dict[str, float]] = {}
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._ended: set[str] = set()
+        self.background: set[asyncio.Task[None]] = set()
+        """Resends started by a restore (a shutdown waits for them)."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background, kept until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def bind(self, engine: Engine) -> None:
+        """The engine to post accepted events to."""
+        self.engine = engine
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def create(self, session: Session) -> None:
+        """Store a new call (before its ``start`` is posted)."""
+        record = await self.store.create_call(
+            session.call_id,
+            flow=session.flow,
+            flow_hash=session.flow_hash,
+            snapshot=session.to_json(),
+            timers_set={t.id: t.deadline for t in session.timers.values()},
+        )
+        self._versions[session.call_id] = record.version
+        self._timers[session.call_id] = {t.id: t.deadline for t in session.timers.values()}
+
+    def adopt(self, session: Session, version: int) -> None:
+        """Take over a restored call at its stored version."""
+        self._versions[session.call_id] = version
+        self._timers[session.call_id] = {t.id: t.deadline for t in session.timers.values()}
+
+    def forget(self, call_id: str) -> None:
+        """Drop what is kept about an ended call."""
+        self._versions.pop(call_id, None)
+        self._timers.pop(call_id, None)
+        self._tails.pop(call_id, None)
+        self._ended.discard(call_id)
+
+    # -- incoming events ---------------------------------------------------------------------
+
+    async def accept(self, call_id: str, event: Event, *, webhook_id: str | None = None) -> bool:
+        """Journal an event in the call's inbox, then post it; False for a redelivery."""
+        entry = await self.store.accept(call_id, _dumps(event.to_dict()), webhook_id=webhook_id)
+        if entry is None:
+            return False
+        self.post(call_id, event, entry.seq)
+        return True
+
+    def post(self, call_id: str, event: Event, seq: int) -> None:
+        """Post an event already in the inbox under journal number ``seq``."""
+        self._accepted[id(event)] = (event, seq)
+        if self.engine is None or not self.engine.post(call_id, event):
+            self._accepted.pop(id(event), None)
+
+    # -- the engine's hook --------------------------------------------------------------------
+
+    def persist(self, session: Session, event: Event, commands: list[Command]) -> Awaitable[None]:
+        """Read the step now; return the append (chained after the call's previous one)."""
+        cid = session.call_id
+        accepted = self._accepted.pop(id(event), None)
+        if self.on_step is not None:
+            try:
+                self.on_step(session, event)
+            except Exception:  # metrics and logs must never stop a call
+                log.exception("step hook failed", call_id=cid)
+        if cid not in self._versions:
+            return _done()  # not a stored call (or forgotten after it ended)
+        current = {t.id: t.deadline for t in session.timers.values()}
+        before = self._timers.get(cid, {})
+        self._timers[cid] = current
+        kind = EntryKind.RESULT if event.name in _RESULT_STATE else EntryKind.EVENT
+        args: dict[str, Any] = {
+            "snapshot": session.to_json(),
+            "journal_entries": [] if accepted else [(kind, _dumps(event.to_dict()))],
+            "outbox_new": {c.key: _dumps(c.to_dict()) for c in commands if not c.internal},
+            "timers_set": {k: v for k, v in current.items() if before.get(k) != v},
+            "timers_cleared": [k for k in before if k not in current],
+            "applied": [accepted[1]] if accepted else [],
+            "end": session.ended and cid not in self._ended,
+        }
+        if session.ended:
+            self._ended.add(cid)  # events after the end are still journaled and applied
+        previous = self._tails.get(cid)
+        task = asyncio.get_running_loop().create_task(self._append(cid, previous, args))
+        self._tails[cid] = task
+        return task
+
+    async def _append(
+        self, call_id: str, previous: asyncio.Task[None] | None, args: dict[str, Any]
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        version = self._versions[call_id]
+        self._versions[call_id] = await self.store.append(call_id, expected_version=version, **args)
+
+    async def drain(self) -> None:
+        """Wait until every queued append has been written."""
+        tails = [t for t in (*self._tails.values(), *self.background) if not t.done()]
+        if tails:
+            await asyncio.wait(tails)
+
+
+async def _none() -> None:
+    return None
+
+
+def _done() -> Awaitable[None]:
+    return _none()
+
+
+class DurableTelephony:
+    """Claims each command in the outbox, sends it, journals its result, then marks it.
+
+    Results are not returned to the engine (the answer is ``silent``): they are journaled in
+    the call's inbox and posted like any accepted event, so a result received just before a
+    crash is not lost.
+    """
+
+    def __init__(self, inner: Telephony, persistence: Persistence) -> None:
+        self.inner = inner
+        self.persistence = persistence
+
+    async def execute(self, command: Command) -> CommandResult:
+        """Send ``command`` once; its result is posted to the engine through the inbox."""
+        store = self.persistence.store
+        if await store.begin_command(command.key) is None:
+            return CommandResult(silent=True)  # already handed out or settled: never twice
+        try:
+            result = await self.inner.execute(command)
+        except DailyOutcomeUnknownError as exc:
+            if isinstance(command, SendDtmf):
+                # No event would tell; a repeat could press keys twice in a remote IVR.
+                result = CommandResult.success({"outcome": "unknown"})
+            else:
+                log.warning(
+                    "command outcome unknown; waiting for Daily's events",
+                    call_id=command.call_id,
+                    command=command.kind,
+                    key=command.key,
+                    reason=exc.reason,
+                )
+                return CommandResult(silent=True)  # stays `unknown` in the outbox
+        except DailyError as exc:
+            result = CommandResult.failure(str(exc))
+        except Exception as exc:
+            result = CommandResult.failure(f"{type(exc).__name__}: {exc}")
+        await self.settle(command, result)
+        return CommandResult(silent=True)
+
+    async def settle(self, command: Command, result: CommandResult) -> None:
+        """Journal the result's events in the inbox, mark the command, then post them."""
+        store = self.persistence.store
+        posted: list[tuple[Event, int]] = []
+        for event in result_events(command, result):
+            entry = await store.accept(command.call_id, _dumps(event.to_dict()))
+            if entry is not None:
+                posted.append((event, entry.seq))
+        state = CommandState.DONE if result.ok else CommandState.FAILED
+        await store.mark_command(command.key, state)
+        for event, seq in posted:
+            self.persistence.post(command.call_id, event, seq)
+
+
+def result_events(command: Command, result: CommandResult) -> list[Event]:
+    """The events the engine would make of a result (``Engine._deliver``'s rule)."""
+    if result.silent:
+        return []
+    leg = getattr(command, "leg", None)
+    if result.ok and result.finished and isinstance(command, (Play, Say)):
+        first = ev.play_done(command.key)
+    elif result.ok:
+        first = ev.command_ok(command.key, command.kind, result.data, leg=leg)
+    else:
+        error = result.error or "failed"
+        first = ev.command_failed(command.key, command.kind, error, result.data, leg=leg)
+    return [first, *result.follow]
+
+
+async def restore_calls(
+    engine: Engine, persistence: Persistence, telephony: DurableTelephony
+) -> list[Session]:
+    """Take back every live call of the store (see the module's docstring for the rules)."""
+    store = persistence.store
+    restored: list[Session] = []
+    for record in await store.live_calls():
+        try:
+            session = engine.restore(record.snapshot)
+        except RestoreError as exc:
+            # Kept in the store: it is restored once its flow version is loaded again.
+            log.error("call not restored", call_id=record.call_id, reason=str(exc))
+            continue
+        persistence.adopt(session, record.version)
+        restored.append(session)
+        inbox = await store.inbox(record.call_id)
+        events = [(Event.from_dict(json.loads(e.payload)), e.seq) for e in inbox]
+        results = {
+            str(event.payload.get("key")): _RESULT_STATE[event.name]
+            for event, _ in events
+            if event.name in _RESULT_STATE and event.payload.get("key")
+        }
+        resend: list[Command] = []
+        for entry in await store.pending_commands(record.call_id):
+            command = command_from_dict(json.loads(entry.command))
+            if entry.state is CommandState.PENDING:
+                resend.append(command)
+            elif entry.key in results:
+                await store.mark_command(entry.key, results[entry.key])
+            elif command.kind in REPEATABLE:
+                await store.mark_command(entry.key, CommandState.PENDING)
+                resend.append(command)
+            else:
+                await store.mark_command(entry.key, CommandState.FAILED)
+                log.warning(
+                    "command outcome unknown after restart; not repeated",
+                    call_id=record.call_id,
+                    command=command.kind,
+                    key=entry.key,
+                )
+        if session.state == INIT and not session.ended:
+            engine.post(session.call_id, ev.start())  # created, but its start was not written
+        for event, seq in events:
+            persistence.post(record.call_id, event, seq)
+        if resend:
+            persistence.spawn(_resend(telephony, resend))
+        log.info(
+            "call restored",
+            call_id=session.call_id,
+            flow=session.flow,
+            state=session.state,
+            inbox=len(events),
+            resent=len(resend),
+        )
+    return restored
+
+
+async def _resend(telephony: DurableTelephony, commands: list[Command]) -> None:
+    for command in commands:
+        await telephony.execute(command)

@@ -1,0 +1,155 @@
+"""The daemon's settings: flags and environment, checked once at startup.
+
+Where it sits: the first thing ``flowengine serve`` builds, before the store, the flows or the
+app. Flags carry what differs per run (where to listen, which flows, which store); the
+environment carries the secrets, so they never appear in a process list or a shell history.
+Every problem is a ``SettingsError`` naming the setting, and no message ever echoes a secret's
+value: secrets are held in ``flowengine.daily.Secret`` from the moment they are read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from ..daily import DEFAULT_BASE_URL, Secret
+from ..daily.errors import DailyConfigError
+from ..daily.requester import check_base_url
+from ..daily.webhooks import decode_secret
+from ..errors import FlowEngineError
+
+DEFAULT_STORE = ".flowengine/calls.db"
+LOG_FORMATS = ("json", "console")
+MIN_TOKEN_LENGTH = 16
+"""A bearer token shorter than this is refused: it would be guessable."""
+
+
+class SettingsError(FlowEngineError):
+    """Raised when a setting is missing or unusable; the message names it, never its value."""
+
+    exit_code: ClassVar[int] = 2
+
+    def __init__(self, setting: str, reason: str) -> None:
+        self.setting = setting
+        self.reason = reason
+        super().__init__(f"{setting}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the daemon needs to start, already checked."""
+
+    flows: Path
+    daily_api_key: Secret
+    webhook_secret: Secret
+    pinless_secret: Secret
+    api_token: Secret
+    host: str = "127.0.0.1"
+    port: int = 8000
+    store: str = DEFAULT_STORE
+    daily_api_url: str = DEFAULT_BASE_URL
+    log_format: str = "console"
+    reload_interval: float = 2.0
+    """Seconds between two looks at the flows folder; 0 turns hot reload off."""
+    drain_timeout: float = 10.0
+    """Seconds a graceful shutdown waits for in-flight events and commands."""
+    room_sip_domain: str | None = None
+    """The SIP host of the domain's rooms (``<domain>.sip.daily.co``), for room transfers."""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, object]:
+        """The settings as they may be logged: secrets only as set / not set."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "flows": str(self.flows),
+            "store": self.store,
+            "daily_api_url": self.daily_api_url,
+            "log_format": self.log_format,
+            "reload_interval": self.reload_interval,
+            "secrets": "DAILY_API_KEY, DAILY_WEBHOOK_SECRET, DAILY_PINLESS_SECRET, "
+            "FLOWENGINE_API_TOKEN set",
+        }
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret:
+    value = env.get(name, "")
+    if not value.strip():
+        raise SettingsError(name, "is not set (put it in the environment)")
+    return Secret(value.strip())
+
+
+def _hmac(env: Mapping[str, str], name: str) -> Secret:
+    secret = _secret(env, name)
+    try:
+        decode_secret(secret, name)
+    except DailyConfigError as exc:
+        raise SettingsError(name, exc.reason) from None
+    return secret
+
+
+def load_settings(
+    *,
+    flows: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    store: str | None = None,
+    log_format: str = "console",
+    reload_interval: float = 2.0,
+    drain_timeout: float = 10.0,
+) -> Settings:
+    """Check the flags and read the environment.
+
+    Raises:
+        SettingsError: the first setting that is missing or unusable.
+    """
+    env = os.environ if env is None else env
+    folder = Path(flows)
+    if not folder.is_dir():
+        raise SettingsError("--flows", f"{folder} is not a folder")
+    try:
+        if host != "localhost":
+            ipaddress.ip_address(host)
+    except ValueError:
+        raise SettingsError("--host", f"{host!r} is not an IP address or localhost") from None
+    if not 0 <= port <= 65535:
+        raise SettingsError("--port", f"{port} is not a TCP port (0..65535)")
+    if log_format not in LOG_FORMATS:
+        raise SettingsError("--log-format", f"choose one of {', '.join(LOG_FORMATS)}")
+    if reload_interval < 0:
+        raise SettingsError("--reload-interval", "must be 0 (off) or a positive number")
+    if drain_timeout <= 0:
+        raise SettingsError("--drain-timeout", "must be positive")
+    api_url = env.get("DAILY_API_URL", "").strip() or DEFAULT_BASE_URL
+    try:
+        api_url = check_base_url(api_url)
+    except DailyConfigError as exc:
+        raise SettingsError("DAILY_API_URL", exc.reason) from None
+    key = _secret(env, "DAILY_API_KEY")
+    if any(c.isspace() or not c.isprintable() for c in key.reveal()):
+        raise SettingsError("DAILY_API_KEY", "contains whitespace or control characters")
+    token = _secret(env, "FLOWENGINE_API_TOKEN")
+    if len(token.reveal()) < MIN_TOKEN_LENGTH:
+        raise SettingsError(
+            "FLOWENGINE_API_TOKEN", f"is shorter than {MIN_TOKEN_LENGTH} characters"
+        )
+    return Settings(
+        flows=folder,
+        daily_api_key=key,
+        webhook_secret=_hmac(env, "DAILY_WEBHOOK_SECRET"),
+        pinless_secret=_hmac(env, "DAILY_PINLESS_SECRET"),
+        api_token=token,
+        host=host,
+        port=port,
+        store=store or env.get("FLOWENGINE_STORE", "").strip() or DEFAULT_STORE,
+        daily_api_url=api_url,
+        log_format=log_format,
+        reload_interval=reload_interval,
+        drain_timeout=drain_timeout,
+        room_sip_domain=env.get("DAILY_ROOM_SIP_DOMAIN", "").strip() or None,
+    )
