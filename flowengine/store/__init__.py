@@ -7,9 +7,10 @@ from the ``--store`` URL:
 
 - a path or ``sqlite:///relative.db`` / ``sqlite:////abs.db``: ``SQLiteStore``, the default;
 - ``memory://``: ``MemoryStore``, for tests only (``durable=False``);
-- ``redis://...``: reserved for the Redis store (scale-out), not available yet.
+- ``redis://host:port/db?prefix=name`` (or ``rediss://``, ``unix://``): ``RedisStore``, for
+  several daemons sharing one set of calls.
 
-docs/store.md describes the contract, the SQLite layout and the durability choices.
+docs/store.md describes the contract, the SQLite and Redis layouts and the durability choices.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .base import (
     EntryKind,
     JournalEntry,
     JournalItem,
+    Lease,
+    LeaseLostError,
     OutboxEntry,
     Store,
 )
@@ -41,6 +44,7 @@ from .errors import (
     StoreUnavailableError,
 )
 from .memory import MemoryData, MemoryStore
+from .redis import RedisStore
 from .sqlite import MEMORY, SQLiteStore, sqlite_path
 
 
@@ -58,7 +62,8 @@ async def open_store(
         durable: Refuse stores that lose everything when the process ends (the daemon's
             setting: a call it accepted must outlive it). Tests pass False.
         clock: Wall-clock seconds, for TTLs and record times.
-        **options: Passed to ``SQLiteStore`` (``group_commit``, ``max_batch``...).
+        **options: Passed to ``SQLiteStore`` (``group_commit``, ``max_batch``...) or to
+            ``RedisStore.open`` (``max_batch``).
 
     Raises:
         StoreConfigError: the URL is unusable, or names a volatile store while ``durable``.
@@ -70,7 +75,9 @@ async def open_store(
             raise StoreConfigError("store", _VOLATILE.format(text))
         return MemoryStore(clock=clock)
     if text.startswith(("redis://", "rediss://", "unix://")):
-        raise StoreConfigError("store", "the Redis store is not available yet; use SQLite")
+        # Redis keeps the calls when a daemon dies: what ``durable`` asks for. Whether it
+        # survives its own restart is the server's setting (RedisStore.persistence).
+        return await RedisStore.open(text, clock=clock, **options)
     path = sqlite_path(text)
     if path == MEMORY and durable:
         raise StoreConfigError("store", _VOLATILE.format(text))
@@ -95,9 +102,12 @@ __all__ = [
     "EntryKind",
     "JournalEntry",
     "JournalItem",
+    "Lease",
+    "LeaseLostError",
     "MemoryData",
     "MemoryStore",
     "OutboxEntry",
+    "RedisStore",
     "SQLiteStore",
     "Store",
     "StoreConfigError",

@@ -4,8 +4,14 @@ Per call the store keeps a *snapshot* (the ``Session``'s JSON, with a version bu
 write), a *journal* (events, commands and results, numbered from 1), an *outbox* of commands
 keyed by their idempotency key, and the call's *due timers*. ``append`` writes all of it in one
 transaction, under a compare-and-set on the version. Webhook deliveries are deduplicated by
-their envelope id with a TTL. Implementations: ``memory.MemoryStore`` (the reference, for tests)
-and ``sqlite.SQLiteStore`` (the default); a Redis store is to meet the same contract.
+their envelope id with a TTL. Implementations: ``memory.MemoryStore`` (the reference, for tests),
+``sqlite.SQLiteStore`` (the default) and ``redis.RedisStore`` (several daemons, one set of calls).
+
+For several daemons the contract adds *leases* (``acquire_lease``...): a call is written by the
+holder of its lease only, and every write of it may carry the lease's fencing token, refused
+with ``LeaseLostError`` once the lease has moved on; *timer claims* (``claim_timers``), so one
+daemon picks up a due timer of a call nobody runs; and *wake-ups* (``wakeups``), so an event
+accepted by one daemon reaches the call's owner.
 """
 
 from __future__ import annotations
@@ -19,6 +25,22 @@ from .errors import StoreError
 
 DEFAULT_WEBHOOK_TTL = 3600.0
 """Seconds a webhook id is remembered: longer than Daily's retries of one delivery take."""
+
+
+class LeaseLostError(StoreError):
+    """Raised when a write carries a fencing token that no longer holds the call's lease.
+
+    The lease expired, was released, or another owner holds it (with a newer token): the
+    writer must stop running the call (another daemon may be running it) and write nothing
+    more of it. Nothing of the refused write was stored.
+    """
+
+    def __init__(self, call_id: str, token: int, current: int | None) -> None:
+        self.call_id = call_id
+        self.token = token
+        self.current = current
+        held = "no live lease" if current is None else f"the live lease has token {current}"
+        super().__init__(f"call {call_id!r}: lease token {token} is not valid ({held})")
 
 
 class CallStatus(StrEnum):
@@ -122,6 +144,19 @@ class DueTimer:
     timer_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who runs a call now: its lease's owner and the fencing token of the grant."""
+
+    call_id: str
+    owner: str
+    """The daemon's owner id (unique per process: host, pid, start time)."""
+    token: int
+    """Increases with every grant, across calls: a newer grant always has a larger token."""
+    expires_at: float
+    """Seconds since the epoch (the store's clock) the lease lapses at unless renewed."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable calls: what the daemon needs to answer 200, survive a crash and never repeat.
@@ -141,11 +176,15 @@ class Store(Protocol):
         journal_entries: Sequence[JournalItem] = (),
         outbox_new: Mapping[str, str] | None = None,
         timers_set: Mapping[str, float] | None = None,
+        fence: int | None = None,
     ) -> CallRecord:
         """Store a new live call at version 1, with its first entries, in one transaction.
 
+        ``fence``: a lease token for ``call_id`` (see ``append``).
+
         Raises:
             StoreConflictError: a call with that id exists (``expected`` 0).
+            LeaseLostError: ``fence`` is not the call's live lease.
         """
         ...
 
@@ -163,6 +202,7 @@ class Store(Protocol):
         timers_cleared: Sequence[str] = (),
         applied: Sequence[int] = (),
         end: bool = False,
+        fence: int | None = None,
     ) -> int:
         """Write one step of a call atomically, if it is still at ``expected_version``.
 
@@ -179,11 +219,14 @@ class Store(Protocol):
             timers_cleared: Timer ids no longer wanted (unknown ids are ignored).
             applied: Journal numbers of accepted events (``accept``) the snapshot includes.
             end: The call has ended: status ``ended``, every timer of it cleared.
+            fence: The token of the caller's lease on the call (``acquire_lease``); the
+                write is refused unless that lease is live. ``None``: no check (one daemon).
 
         Returns:
             The new version (``expected_version + 1``).
 
         Raises:
+            LeaseLostError: ``fence`` is not the call's live lease (checked first).
             CallNotFoundError: no such call.
             StoreConflictError: the call is not at ``expected_version``.
             StoreError: a key or journal number given does not belong to this call's open
@@ -198,13 +241,16 @@ class Store(Protocol):
         *,
         webhook_id: str | None = None,
         ttl: float = DEFAULT_WEBHOOK_TTL,
+        by: str | None = None,
     ) -> JournalEntry | None:
         """Journal an incoming event before it is handled: the ingress answers 200 after this.
 
         With ``webhook_id`` the claim of the id and the entry are one transaction, so a
         redelivery is refused exactly when the first delivery is stored. The entry stays in
         the call's inbox (``applied`` False) until an ``append`` lists it in ``applied``. The
-        call's version does not move: accepting never conflicts with the call's writer.
+        call's version does not move: accepting never conflicts with the call's writer. Anyone
+        may accept (no lease needed): if another owner than ``by`` holds the call's lease, it
+        is woken (``wakeups``) in the same transaction.
 
         Returns:
             The entry, or ``None`` when ``webhook_id`` was claimed within its TTL.
@@ -214,10 +260,13 @@ class Store(Protocol):
         """
         ...
 
-    async def end_call(self, call_id: str, *, expected_version: int | None = None) -> int:
+    async def end_call(
+        self, call_id: str, *, expected_version: int | None = None, fence: int | None = None
+    ) -> int:
         """Mark a call ended (its timers cleared); returns the new version.
 
         Raises:
+            LeaseLostError: ``fence`` is given and is not the call's live lease.
             CallNotFoundError: no such call.
             StoreConflictError: ``expected_version`` is given and not current.
         """
@@ -247,14 +296,16 @@ class Store(Protocol):
         """One outbox entry by its idempotency key, or ``None``."""
         ...
 
-    async def begin_command(self, key: str) -> OutboxEntry | None:
+    async def begin_command(self, key: str, *, fence: int | None = None) -> OutboxEntry | None:
         """Claim a ``pending`` command for sending: it becomes ``unknown``, attempts + 1.
 
         Call it right before the request goes out. ``None`` when the command is not pending
-        (already handed out, or settled): do not send it.
+        (already handed out, or settled): do not send it. With ``fence``, only the holder of
+        the command's call's lease may claim it: a daemon that lost the call sends nothing.
 
         Raises:
             StoreError: no command with that key.
+            LeaseLostError: ``fence`` is given and is not the call's live lease.
         """
         ...
 
@@ -284,6 +335,58 @@ class Store(Protocol):
         """Finish pending writes and release the store; later calls raise."""
         ...
 
+    # -- several daemons: leases, timer claims, wake-ups ------------------------------------
+
+    async def acquire_lease(self, call_id: str, owner: str, ttl: float) -> int | None:
+        """Take the call's lease for ``ttl`` seconds; its fencing token, or ``None`` if held.
+
+        A lease that lapsed (or was released) is granted with a new token, larger than any
+        before. The owner that holds the live lease gets it extended, with the same token.
+        The call need not exist yet (take the lease, then ``create_call``).
+
+        Raises:
+            StoreError: ``ttl`` is not positive, or ``owner`` is empty.
+        """
+        ...
+
+    async def renew_lease(self, call_id: str, owner: str, token: int, ttl: float) -> bool:
+        """Extend a live lease held with ``token`` to ``ttl`` seconds from now.
+
+        ``False`` when the lease lapsed or moved on: the caller has lost the call.
+        """
+        ...
+
+    async def release_lease(self, call_id: str, owner: str, token: int) -> bool:
+        """Give the lease up (an ended call, a daemon shutting down); ``False`` if not held."""
+        ...
+
+    async def lease(self, call_id: str) -> Lease | None:
+        """The call's live lease, or ``None`` when nobody holds it."""
+        ...
+
+    async def claim_timers(
+        self, now: float, *, hold: float, limit: int | None = None
+    ) -> list[DueTimer]:
+        """Claim due timers of live calls, earliest first: each claim goes to one caller.
+
+        A claimed timer is left out of other claims for ``hold`` seconds, or until it is set
+        to another deadline: if its claimer dies before the timer is handled (cleared by the
+        call's append), it is claimed again. ``due_timers`` still lists it.
+
+        Raises:
+            StoreError: ``hold`` is not positive.
+        """
+        ...
+
+    async def wakeups(self, owner: str, *, wait: float) -> list[str]:
+        """Calls whose inbox got events for ``owner`` to handle (see ``accept``), in order.
+
+        Waits up to ``wait`` seconds for the first (0: do not wait); each call once. A
+        wake-up is a hint: the inbox is what holds the events, and a new owner reads it
+        when it takes the lease.
+        """
+        ...
+
 
 def check_ttl(ttl: float) -> None:
     """Refuse a TTL that would make a claim meaningless.
@@ -293,6 +396,16 @@ def check_ttl(ttl: float) -> None:
     """
     if not ttl > 0:
         raise StoreError(f"a webhook TTL must be positive, not {ttl!r}")
+
+
+def check_positive(what: str, value: float) -> None:
+    """Refuse a lease TTL or a claim's hold that is not positive.
+
+    Raises:
+        StoreError: ``value`` is not positive.
+    """
+    if not value > 0:
+        raise StoreError(f"a {what} must be positive, not {value!r}")
 
 
 def entry_kind(kind: EntryKind | str) -> EntryKind:

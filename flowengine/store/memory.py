@@ -4,6 +4,8 @@ Nothing here survives the process, so the daemon refuses it. Each operation runs
 ``await`` inside, so it is atomic on the event loop; an ``append`` checks everything before it
 changes anything, which is how it leaves nothing half-written. The data lives in a
 ``MemoryData`` that a second ``MemoryStore`` can be given, so tests can "reopen" a store.
+
+Its leases, timer claims and wake-ups are a ``LocalLeases`` kept in the ``MemoryData``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from .base import (
     EntryKind,
     JournalEntry,
     JournalItem,
+    Lease,
     OutboxEntry,
     check_transition,
     check_ttl,
     entry_kind,
 )
 from .errors import CallNotFoundError, StoreConflictError, StoreError, StoreUnavailableError
+from .local_leases import LocalLeases
 
 _SWEEP_EVERY = 1024
 """Claims between two sweeps of expired webhook ids (keeps the table from growing)."""
@@ -50,6 +54,8 @@ class MemoryData:
     webhooks: dict[str, float] = field(default_factory=dict)
     """Webhook id -> when its claim expires."""
     claims: int = 0
+    leases: LocalLeases = field(default_factory=LocalLeases)
+    """Kept with the data, as Redis keeps them: a reopened store sees the leases still live."""
 
 
 class MemoryStore:
@@ -74,9 +80,11 @@ class MemoryStore:
         journal_entries: Sequence[JournalItem] = (),
         outbox_new: Mapping[str, str] | None = None,
         timers_set: Mapping[str, float] | None = None,
+        fence: int | None = None,
     ) -> CallRecord:
         """See ``Store.create_call``."""
         self._check_open()
+        self.data.leases.check(call_id, fence, self._clock())
         existing = self.data.calls.get(call_id)
         if existing is not None:
             raise StoreConflictError(call_id, 0, existing.record.version)
@@ -103,9 +111,11 @@ class MemoryStore:
         timers_cleared: Sequence[str] = (),
         applied: Sequence[int] = (),
         end: bool = False,
+        fence: int | None = None,
     ) -> int:
         """See ``Store.append``."""
         self._check_open()
+        self.data.leases.check(call_id, fence, self._clock())
         call = self._call(call_id, expected_version)
         # Everything is checked first: past this block nothing can fail.
         kinds = [entry_kind(kind) for kind, _ in journal_entries]
@@ -156,6 +166,7 @@ class MemoryStore:
         *,
         webhook_id: str | None = None,
         ttl: float = DEFAULT_WEBHOOK_TTL,
+        by: str | None = None,
     ) -> JournalEntry | None:
         """See ``Store.accept``."""
         self._check_open()
@@ -166,11 +177,15 @@ class MemoryStore:
         now = self._clock()
         entry = JournalEntry(call_id, len(call.journal) + 1, EntryKind.EVENT, event, now, False)
         call.journal.append(entry)
+        self.data.leases.wake(call_id, by, now)
         return entry
 
-    async def end_call(self, call_id: str, *, expected_version: int | None = None) -> int:
+    async def end_call(
+        self, call_id: str, *, expected_version: int | None = None, fence: int | None = None
+    ) -> int:
         """See ``Store.end_call``."""
         self._check_open()
+        self.data.leases.check(call_id, fence, self._clock())
         call = self._call(call_id, expected_version)
         call.timers.clear()
         call.record = replace(
@@ -181,9 +196,10 @@ class MemoryStore:
         )
         return call.record.version
 
-    async def begin_command(self, key: str) -> OutboxEntry | None:
+    async def begin_command(self, key: str, *, fence: int | None = None) -> OutboxEntry | None:
         """See ``Store.begin_command``."""
         entry = self._command(key)
+        self.data.leases.check(entry.call_id, fence, self._clock())
         if entry.state is not CommandState.PENDING:
             return None
         entry = replace(
@@ -224,6 +240,40 @@ class MemoryStore:
     async def close(self) -> None:
         """See ``Store.close``; the data stays in ``self.data``."""
         self._closed = True
+
+    # -- leases, timer claims, wake-ups ------------------------------------------------------
+
+    async def acquire_lease(self, call_id: str, owner: str, ttl: float) -> int | None:
+        """See ``Store.acquire_lease``."""
+        self._check_open()
+        return self.data.leases.acquire(call_id, owner, ttl, self._clock())
+
+    async def renew_lease(self, call_id: str, owner: str, token: int, ttl: float) -> bool:
+        """See ``Store.renew_lease``."""
+        self._check_open()
+        return self.data.leases.renew(call_id, owner, token, ttl, self._clock())
+
+    async def release_lease(self, call_id: str, owner: str, token: int) -> bool:
+        """See ``Store.release_lease``."""
+        self._check_open()
+        return self.data.leases.release(call_id, owner, token, self._clock())
+
+    async def lease(self, call_id: str) -> Lease | None:
+        """See ``Store.lease``."""
+        self._check_open()
+        return self.data.leases.live(call_id, self._clock())
+
+    async def claim_timers(
+        self, now: float, *, hold: float, limit: int | None = None
+    ) -> list[DueTimer]:
+        """See ``Store.claim_timers``."""
+        due = await self.due_timers(now)
+        return self.data.leases.claim(due, now, hold, limit)
+
+    async def wakeups(self, owner: str, *, wait: float) -> list[str]:
+        """See ``Store.wakeups``."""
+        self._check_open()
+        return await self.data.leases.wakeups(owner, wait)
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ concurrent writes of many calls share one transaction and one fsync. Reads use a
 connection on a reader thread; in WAL mode they never wait for the writer. The file is in WAL
 mode with ``synchronous=FULL`` (see ``_WRITER_PRAGMAS`` for why), its schema is migrated by
 ``user_version`` when it is opened, and a lock file keeps a second daemon off it. Every error
-of ``sqlite3`` is caught here (``_guard``, ``_connect``) and becomes a ``StoreError``.
+of ``sqlite3`` is caught here (``_guard``, ``_connect``) and becomes a ``StoreError``. Leases,
+timer claims and wake-ups live in the process (``local_leases.LocalLeases``): the lock file
+already makes this process the file's only writer.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from .base import (
     DueTimer,
     JournalEntry,
     JournalItem,
+    Lease,
     OutboxEntry,
     check_ttl,
     entry_kind,
 )
 from .batching import CommitStats, GroupCommitter
 from .errors import StoreConfigError, StoreError, StoreUnavailableError
+from .local_leases import LocalLeases
 from .sqlite_schema import migrate
 
 try:
@@ -126,6 +130,7 @@ class SQLiteStore:
             on_commit=on_commit,
         )
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="flowengine-store-reader")
+        self._leases = LocalLeases()
         self._open = False
 
     @classmethod
@@ -166,6 +171,7 @@ class SQLiteStore:
         journal_entries: Sequence[JournalItem] = (),
         outbox_new: Mapping[str, str] | None = None,
         timers_set: Mapping[str, float] | None = None,
+        fence: int | None = None,
     ) -> CallRecord:
         """See ``Store.create_call``."""
         step = ops.Step(
@@ -175,7 +181,7 @@ class SQLiteStore:
             outbox_new=dict(outbox_new or {}),
             timers_set=dict(timers_set or {}),
         )
-        return await self._submit(ops.create, step, flow, flow_hash, self._clock())
+        return await self._fenced(call_id, fence, ops.create, step, flow, flow_hash, self._clock())
 
     async def append(
         self,
@@ -191,6 +197,7 @@ class SQLiteStore:
         timers_cleared: Sequence[str] = (),
         applied: Sequence[int] = (),
         end: bool = False,
+        fence: int | None = None,
     ) -> int:
         """See ``Store.append``."""
         settle = [(k, CommandState.DONE) for k in outbox_done]
@@ -208,7 +215,7 @@ class SQLiteStore:
             applied=list(applied),
             end=end,
         )
-        return await self._submit(ops.append, step, expected_version, self._clock())
+        return await self._fenced(call_id, fence, ops.append, step, expected_version, self._clock())
 
     async def accept(
         self,
@@ -217,18 +224,36 @@ class SQLiteStore:
         *,
         webhook_id: str | None = None,
         ttl: float = DEFAULT_WEBHOOK_TTL,
+        by: str | None = None,
     ) -> JournalEntry | None:
         """See ``Store.accept``."""
         check_ttl(ttl)
-        return await self._submit(ops.accept, call_id, event, webhook_id, ttl, self._clock())
+        now = self._clock()
+        entry = await self._submit(ops.accept, call_id, event, webhook_id, ttl, now)
+        if entry is not None:
+            self._leases.wake(call_id, by, now)
+        return entry
 
-    async def end_call(self, call_id: str, *, expected_version: int | None = None) -> int:
+    async def end_call(
+        self, call_id: str, *, expected_version: int | None = None, fence: int | None = None
+    ) -> int:
         """See ``Store.end_call``."""
-        return await self._submit(ops.end_call, call_id, expected_version, self._clock())
+        return await self._fenced(
+            call_id, fence, ops.end_call, call_id, expected_version, self._clock()
+        )
 
-    async def begin_command(self, key: str) -> OutboxEntry | None:
+    async def begin_command(self, key: str, *, fence: int | None = None) -> OutboxEntry | None:
         """See ``Store.begin_command``."""
-        return await self._submit(ops.begin_command, key, self._clock())
+        if fence is None:
+            return await self._submit(ops.begin_command, key, self._clock())
+
+        def fenced(conn: sqlite3.Connection, now: float) -> OutboxEntry | None:
+            entry = ops.command(conn, key)
+            if entry is not None:
+                self._leases.check(entry.call_id, fence, now)
+            return ops.begin_command(conn, key, now)
+
+        return await self._submit(fenced, self._clock())
 
     async def mark_command(self, key: str, state: CommandState) -> OutboxEntry:
         """See ``Store.mark_command``."""
@@ -251,6 +276,40 @@ class SQLiteStore:
         await self._writer.stop()
         await asyncio.to_thread(self._reader.shutdown)
         await asyncio.to_thread(self._disconnect)
+
+    # -- leases, timer claims, wake-ups (in the process) --------------------------------------
+
+    async def acquire_lease(self, call_id: str, owner: str, ttl: float) -> int | None:
+        """See ``Store.acquire_lease``."""
+        self._check_open()
+        return self._leases.acquire(call_id, owner, ttl, self._clock())
+
+    async def renew_lease(self, call_id: str, owner: str, token: int, ttl: float) -> bool:
+        """See ``Store.renew_lease``."""
+        self._check_open()
+        return self._leases.renew(call_id, owner, token, ttl, self._clock())
+
+    async def release_lease(self, call_id: str, owner: str, token: int) -> bool:
+        """See ``Store.release_lease``."""
+        self._check_open()
+        return self._leases.release(call_id, owner, token, self._clock())
+
+    async def lease(self, call_id: str) -> Lease | None:
+        """See ``Store.lease``."""
+        self._check_open()
+        return self._leases.live(call_id, self._clock())
+
+    async def claim_timers(
+        self, now: float, *, hold: float, limit: int | None = None
+    ) -> list[DueTimer]:
+        """See ``Store.claim_timers``."""
+        due = await self.due_timers(now)
+        return self._leases.claim(due, now, hold, limit)
+
+    async def wakeups(self, owner: str, *, wait: float) -> list[str]:
+        """See ``Store.wakeups``."""
+        self._check_open()
+        return await self._leases.wakeups(owner, wait)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -290,6 +349,24 @@ class SQLiteStore:
         conn = self._write
         assert conn is not None
         return await self._writer.submit(lambda: _guard(job, conn, *args))
+
+    async def _fenced(
+        self, call_id: str, fence: int | None, job: Callable[..., T], *args: Any
+    ) -> T:
+        if fence is None:
+            return await self._submit(job, *args)
+
+        # The check runs in the writer thread, in the job's savepoint: a lease lost while the
+        # job waited in the queue still refuses it.
+        def fenced(conn: sqlite3.Connection, *rest: Any) -> T:
+            self._leases.check(call_id, fence, self._clock())
+            return job(conn, *rest)
+
+        return await self._submit(fenced, *args)
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreUnavailableError("the store is closed")
 
     async def _query(self, query: Callable[..., T], *args: Any) -> T:
         if not self._open:

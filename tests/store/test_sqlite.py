@@ -205,10 +205,6 @@ class TestUrls:
         with pytest.raises(StoreConfigError, match="a restart would lose every live call"):
             await open_store(url)
 
-    async def test_redis_is_not_there_yet(self) -> None:
-        with pytest.raises(StoreConfigError, match="the Redis store is not available yet"):
-            await open_store("redis://127.0.0.1:6379/0")
-
 
 class TestWebhookTable:
     async def test_expired_ids_are_deleted_as_new_ones_come(self, tmp_path: Path) -> None:
