@@ -243,3 +243,20 @@ def main() -> None:
 from .daemon.serve import serve as _serve  # noqa: E402 - registered last, kept in its own module
 
 cli.add_command(_serve)
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def emulator(args: tuple[str, ...]) -> None:
+    """Serve the local Daily emulator (see flowengine emulator --help)."""
+    from .emulator import main as emulator_main
+
+    sys.exit(emulator_main(args))
+
+
+from .demo import demo as _demo  # noqa: E402 - registered last, kept in its own module
+
+cli.add_command(_demo)

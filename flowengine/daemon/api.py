@@ -9,7 +9,7 @@ time). Bad input is a 4xx with ``{"error": ...}`` naming what is wrong, never a 
 | ``POST /v1/calls`` ``{flow, to, from?, vars?}`` | 201 ``{id, flow, version, state}`` |
 | ``GET /v1/calls/{id}`` | the call: state, vars, legs, outcome |
 | ``GET /v1/calls/{id}/trace`` | its trace, one entry per event |
-| ``POST /v1/calls/{id}/events`` ``{name, payload?}`` | 202: an in-room event (a key press) |
+| ``POST /v1/calls/{id}/events`` ``{name, payload?, id?}`` | 202: an in-room event (a key press) |
 | ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` | liveness, readiness, Prometheus text |
 """
 
@@ -36,6 +36,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 MAX_BODY = 64 * 1024
 IN_ROOM_EVENTS = frozenset({"dtmf", "app-message", "hangup", "fault"})
 """Events an in-room agent may post; Daily's own events come through the ingress."""
+MAX_EVENT_ID = 128
+"""The longest idempotency ``id`` an in-room event may carry."""
 
 
 class BadRequestError(Exception):
@@ -172,16 +174,28 @@ class Api:
         session = await self._session(request)
         data = await _json_object(request)
         name, payload = data.get("name"), data.get("payload", {})
+        event_id = data.get("id")
         if not isinstance(name, str) or normalise_name(name) not in IN_ROOM_EVENTS:
             raise BadRequestError(f"'name' must be one of {', '.join(sorted(IN_ROOM_EVENTS))}")
         if not isinstance(payload, dict):
             raise BadRequestError("'payload' must be a JSON object")
+        if event_id is not None and (
+            not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID
+        ):
+            raise BadRequestError(f"'id' must be a string of 1 to {MAX_EVENT_ID} characters")
         if session.ended or self.calls.engine.get(session.call_id) is None:
             raise BadRequestError(f"call {session.call_id!r} has ended", 409)
+        # An agent that lost the answer posts the event again under the same id: deduplicated
+        # like a webhook's envelope id, so a key press is never applied twice.
+        dedupe = None if event_id is None else f"in-room:{session.call_id}:{event_id}"
         try:
-            await self.persistence.accept(session.call_id, Event(normalise_name(name), payload))
+            fresh = await self.persistence.accept(
+                session.call_id, Event(normalise_name(name), payload), webhook_id=dedupe
+            )
         except StoreError:
             return _error(503, "the event could not be stored")
+        if not fresh:
+            return JSONResponse({"ok": True, "duplicate": True}, status_code=202)
         return JSONResponse({"ok": True}, status_code=202)
 
     async def healthz(self, request: Request) -> Response:

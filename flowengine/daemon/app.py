@@ -116,9 +116,9 @@ class Daemon:
     async def start(self) -> list[Session]:
         """Restore every live call, start the flow poller, and begin accepting."""
         self.accepting = True  # restored calls' events may arrive while they are restored
-        restored = await restore_calls(self.engine, self.persistence, self.telephony)
-        for session in restored:
-            self.calls.track(session)
+        restored = await restore_calls(
+            self.engine, self.persistence, self.telephony, track=self.calls.track
+        )
         if self.settings.reload_interval > 0:
             self._watcher = asyncio.get_running_loop().create_task(
                 self.catalog.watch(self.settings.reload_interval, self._on_reload)

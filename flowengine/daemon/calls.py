@@ -99,6 +99,10 @@ class Calls:
         if not session.ended and session.call_id not in self._live:
             self._live.add(session.call_id)
             self.metrics.calls_active.labels(session.root_flow).inc()
+        elif session.ended and session.call_id not in self._live:
+            # An ended call taken back at a restart to settle its last commands: it leaves
+            # memory like any ended call.
+            self.clock.call_later(self.keep_ended, self._forget, session.call_id)
 
     def _index_legs(self, session: Session) -> None:
         for sid in (*session.legs.values(), session.call.get("session_id")):

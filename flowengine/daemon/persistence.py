@@ -48,7 +48,7 @@ from ..runtime.engine import Engine
 from ..runtime.events import Event
 from ..runtime.ports import CommandResult, Telephony
 from ..runtime.session import RestoreError, Session
-from ..store import CommandState, EntryKind, Store
+from ..store import CallRecord, CommandState, EntryKind, Store
 
 log = structlog.get_logger("flowengine.daemon.persistence")
 
@@ -111,6 +111,8 @@ class Persistence:
         """Take over a restored call at its stored version."""
         self._versions[session.call_id] = version
         self._timers[session.call_id] = {t.id: t.deadline for t in session.timers.values()}
+        if session.ended:
+            self._ended.add(session.call_id)  # its end is written: never write it again
 
     def forget(self, call_id: str) -> None:
         """Drop what is kept about an ended call."""
@@ -260,60 +262,95 @@ def result_events(command: Command, result: CommandResult) -> list[Event]:
 
 
 async def restore_calls(
-    engine: Engine, persistence: Persistence, telephony: DurableTelephony
+    engine: Engine,
+    persistence: Persistence,
+    telephony: DurableTelephony,
+    *,
+    track: Callable[[Session], None] | None = None,
 ) -> list[Session]:
-    """Take back every live call of the store (see the module's docstring for the rules)."""
+    """Take back every live call of the store (see the module's docstring for the rules).
+
+    A call whose last step ended it (a hang-up) is no longer live, but that step's commands
+    (deleting the room) may not have been sent when the daemon died: such a call is taken
+    back too, ended, so its open commands are settled by the same rules. ``track`` is called
+    with each session as soon as it is restored, before its inbox is posted: a call that ends
+    on an event of its inbox must already be known to the daemon's bookkeeping (its CDR).
+    """
     store = persistence.store
     restored: list[Session] = []
-    for record in await store.live_calls():
-        try:
-            session = engine.restore(record.snapshot)
-        except RestoreError as exc:
-            # Kept in the store: it is restored once its flow version is loaded again.
-            log.error("call not restored", call_id=record.call_id, reason=str(exc))
-            continue
-        persistence.adopt(session, record.version)
-        restored.append(session)
-        inbox = await store.inbox(record.call_id)
-        events = [(Event.from_dict(json.loads(e.payload)), e.seq) for e in inbox]
-        results = {
-            str(event.payload.get("key")): _RESULT_STATE[event.name]
-            for event, _ in events
-            if event.name in _RESULT_STATE and event.payload.get("key")
-        }
-        resend: list[Command] = []
-        for entry in await store.pending_commands(record.call_id):
-            command = command_from_dict(json.loads(entry.command))
-            if entry.state is CommandState.PENDING:
-                resend.append(command)
-            elif entry.key in results:
-                await store.mark_command(entry.key, results[entry.key])
-            elif command.kind in REPEATABLE:
-                await store.mark_command(entry.key, CommandState.PENDING)
-                resend.append(command)
-            else:
-                await store.mark_command(entry.key, CommandState.FAILED)
-                log.warning(
-                    "command outcome unknown after restart; not repeated",
-                    call_id=record.call_id,
-                    command=command.kind,
-                    key=entry.key,
-                )
-        if session.state == INIT and not session.ended:
-            engine.post(session.call_id, ev.start())  # created, but its start was not written
-        for event, seq in events:
-            persistence.post(record.call_id, event, seq)
-        if resend:
-            persistence.spawn(_resend(telephony, resend))
-        log.info(
-            "call restored",
-            call_id=session.call_id,
-            flow=session.flow,
-            state=session.state,
-            inbox=len(events),
-            resent=len(resend),
-        )
+    live = await store.live_calls()
+    for record in live:
+        session = await _take_back(engine, persistence, telephony, record, track)
+        if session is not None:
+            restored.append(session)
+    seen = {record.call_id for record in live}
+    for call_id in dict.fromkeys(e.call_id for e in await store.pending_commands()):
+        ended = None if call_id in seen else await store.load_call(call_id)
+        if ended is not None and not ended.live:
+            session = await _take_back(engine, persistence, telephony, ended, track)
+            if session is not None:
+                restored.append(session)
     return restored
+
+
+async def _take_back(
+    engine: Engine,
+    persistence: Persistence,
+    telephony: DurableTelephony,
+    record: CallRecord,
+    track: Callable[[Session], None] | None,
+) -> Session | None:
+    store = persistence.store
+    try:
+        session = engine.restore(record.snapshot)
+    except RestoreError as exc:
+        # Kept in the store: it is restored once its flow version is loaded again.
+        log.error("call not restored", call_id=record.call_id, reason=str(exc))
+        return None
+    persistence.adopt(session, record.version)
+    if track is not None:
+        track(session)
+    inbox = await store.inbox(record.call_id)
+    events = [(Event.from_dict(json.loads(e.payload)), e.seq) for e in inbox]
+    results = {
+        str(event.payload.get("key")): _RESULT_STATE[event.name]
+        for event, _ in events
+        if event.name in _RESULT_STATE and event.payload.get("key")
+    }
+    resend: list[Command] = []
+    for entry in await store.pending_commands(record.call_id):
+        command = command_from_dict(json.loads(entry.command))
+        if entry.state is CommandState.PENDING:
+            resend.append(command)
+        elif entry.key in results:
+            await store.mark_command(entry.key, results[entry.key])
+        elif command.kind in REPEATABLE:
+            await store.mark_command(entry.key, CommandState.PENDING)
+            resend.append(command)
+        else:
+            await store.mark_command(entry.key, CommandState.FAILED)
+            log.warning(
+                "command outcome unknown after restart; not repeated",
+                call_id=record.call_id,
+                command=command.kind,
+                key=entry.key,
+            )
+    if session.state == INIT and not session.ended:
+        engine.post(session.call_id, ev.start())  # created, but its start was not written
+    for event, seq in events:
+        persistence.post(record.call_id, event, seq)
+    if resend:
+        persistence.spawn(_resend(telephony, resend))
+    log.info(
+        "call restored",
+        call_id=session.call_id,
+        flow=session.flow,
+        state=session.state,
+        ended=session.ended,
+        inbox=len(events),
+        resent=len(resend),
+    )
+    return session
 
 
 async def _resend(telephony: DurableTelephony, commands: list[Command]) -> None:

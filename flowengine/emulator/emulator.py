@@ -63,6 +63,10 @@ class Emulator:
         webhook_event_types: only these types are sent (Daily's ``eventTypes``); None: all.
         webhook_retry: Daily's ``retryType``: ``circuit-breaker`` or ``exponential``.
         webhook_basic_auth: sent as ``Authorization: Basic <value>`` (Daily's ``basicAuth``).
+        webhook_concurrency: deliveries in flight at once (default 1: one after another).
+            Daily delivers the webhooks of different calls independently; with more than one,
+            each room's webhooks still go out in order, and other rooms' do not queue behind
+            a slow answer (or a retry behind a backlog).
         dialin_url, dialin_app, pinless_secret: the pinless ``room_creation_api`` and its hmac.
         far_ends: the scripted callees; default: everyone answers at once.
         faults: failures to inject; ``emu.faults = ...`` switches them between steps.
@@ -88,6 +92,7 @@ class Emulator:
         webhook_event_types: frozenset[str] | None = None,
         webhook_retry: RetryType = "circuit-breaker",
         webhook_basic_auth: str | None = None,
+        webhook_concurrency: int = 1,
         dialin_url: str | None = None,
         dialin_app: ASGIApp | None = None,
         pinless_secret: str = DEFAULT_PINLESS_SECRET,
@@ -104,7 +109,7 @@ class Emulator:
         self.api_key = api_key
         self.clock: Clock = clock if clock is not None else AsyncioClock()
         self.timeline = Timeline(self.clock)
-        self.outbox = Outbox()
+        self.outbox = Outbox(webhook_concurrency)
         self.poster = Poster(timeout)
         self.log = RequestLog()
         self.inroom = InRoomBus()

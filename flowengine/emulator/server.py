@@ -16,7 +16,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,19 @@ from flowengine.emulator.faults import Faults
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 START_TIMEOUT = 10.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT and SIGTERM to the owner of the running loop.
+
+    uvicorn installs its own handlers while it serves (in the main thread); inside someone
+    else's loop (``async with EmulatorServer(...)``) that would take Ctrl-C away from the
+    program embedding the emulator, and raise the signal again once the server stops.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class EmulatorServer:
@@ -95,6 +108,7 @@ class EmulatorServer:
             self.started.set()
 
     async def __aenter__(self) -> EmulatorServer:
+        self.server = _EmbeddedServer(self.server.config)
         self._task = asyncio.ensure_future(self.server.serve())
         await self._wait_started(self._task)
         if not self.started.is_set():

@@ -9,8 +9,9 @@ in real time and ``VirtualClock`` lets a test drive the emulator and the engine 
 time, instantly.
 
 Timeline actions are plain functions that change state; anything that needs I/O (a webhook
-POST) is put on the ``Outbox``, a single worker task that sends in order. ``Outbox.idle()``
-waits until everything due has been sent, which tests await after each step.
+POST) is put on the ``Outbox``, a single worker task that sends in order (or, when asked,
+several, each room's jobs still in order). ``Outbox.idle()`` waits until everything due has
+been sent, which tests await after each step.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import zlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -84,41 +86,56 @@ class Timeline:
 
 
 class Outbox:
-    """Sends jobs one at a time, in the order they were put, on one background task."""
+    """Sends jobs in the order they were put, on background tasks.
 
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Job] | None = None
-        self._task: asyncio.Task[None] | None = None
+    With one worker (the default) every job waits for the one before it. With ``workers`` >
+    1, jobs are spread over that many workers by their ``key``: jobs of one key (a room) keep
+    their order, and jobs of different keys go out side by side, as Daily delivers the
+    webhooks of different calls independently. A job without a key goes to the first worker.
+    """
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("an outbox needs at least one worker")
+        self.workers = workers
+        self._queues: list[asyncio.Queue[Job]] = []
+        self._tasks: list[asyncio.Task[None] | None] = []
         self._closed = False
 
-    def put(self, job: Job) -> None:
+    def put(self, job: Job, key: str | None = None) -> None:
         """Queue ``job``; the worker starts on first use (there must be a running loop)."""
         if self._closed:
             return
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._work(self._queue))
-        self._queue.put_nowait(job)
+        if not self._queues:
+            self._queues = [asyncio.Queue() for _ in range(self.workers)]
+            self._tasks = [None] * self.workers
+        index = 0 if key is None or self.workers == 1 else zlib.crc32(key.encode()) % self.workers
+        task = self._tasks[index]
+        if task is None or task.done():
+            loop = asyncio.get_running_loop()
+            self._tasks[index] = loop.create_task(self._work(self._queues[index]))
+        self._queues[index].put_nowait(job)
 
     @property
     def pending(self) -> int:
         """Jobs queued or running."""
-        return 0 if self._queue is None else self._queue.qsize()
+        return sum(queue.qsize() for queue in self._queues)
 
     async def idle(self) -> None:
         """Return once every queued job has finished."""
-        if self._queue is not None and self._task is not None and not self._task.done():
-            await self._queue.join()
+        for queue, task in zip(self._queues, self._tasks, strict=True):
+            if task is not None and not task.done():
+                await queue.join()
 
     async def aclose(self) -> None:
-        """Stop the worker; queued jobs are dropped."""
+        """Stop the workers; queued jobs are dropped."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for i, task in enumerate(self._tasks):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self._tasks[i] = None
 
     @staticmethod
     async def _work(queue: asyncio.Queue[Job]) -> None:

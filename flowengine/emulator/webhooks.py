@@ -217,7 +217,10 @@ class WebhookSender:
         async def job() -> None:
             await self._send(event, copy, attempt)
 
-        self._outbox.put(job)
+        # Keyed by room: with several senders (``Outbox(workers=...)``) a room's events keep
+        # their order while other rooms' go out beside them.
+        room = event.payload.get("room")
+        self._outbox.put(job, key=room if isinstance(room, str) else None)
 
     async def _send(self, event: SentEvent, copy: bool, attempt: int) -> None:
         assert self.target is not None
