@@ -59,7 +59,7 @@ _PATTERN_NAMES: dict[str, tuple[str, str | None]] = {
     r"^[a-z][a-z_]*$": ("an outcome name", "Use lower-case letters and _, like done."),
 }
 
-_TYPE_NAMES = {
+TYPE_NAMES = {  # JSON Schema types as a flow designer reads them
     "object": "a mapping",
     "array": "a list",
     "string": "text",
@@ -70,12 +70,17 @@ _TYPE_NAMES = {
 }
 
 
+def packaged_schema(resource: str) -> dict[str, Any]:
+    """A JSON Schema shipped inside the package (``flowengine/schemas/<resource>``)."""
+    text = resources.files("flowengine").joinpath("schemas", resource).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
 @cache
 def flow_schema() -> dict[str, Any]:
     """The flow JSON Schema shipped inside the package."""
-    text = resources.files("flowengine").joinpath("schemas", SCHEMA_RESOURCE).read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return packaged_schema(SCHEMA_RESOURCE)
 
 
 _ONE_OF = jsonschema.Draft202012Validator.VALIDATORS["oneOf"]
@@ -198,8 +203,8 @@ def _type_of(value: Any) -> str:
         ("object", dict),
     ):
         if isinstance(value, kind):
-            return _TYPE_NAMES[name]
-    return _TYPE_NAMES["null"]
+            return TYPE_NAMES[name]
+    return TYPE_NAMES["null"]
 
 
 def _diag(
@@ -274,7 +279,7 @@ def _convert(doc: Document, error: ValidationError, root: str = "the flow") -> I
     elif kind == "type":
         expected = wanted_value
         names = [expected] if isinstance(expected, str) else list(expected)
-        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        wanted = " or ".join(TYPE_NAMES.get(n, n) for n in names)
         named, hint = _PATTERN_NAMES.get(str(schema.get("pattern")), (None, None))
         yield _diag(
             doc,
@@ -340,7 +345,7 @@ def _branch_types(error: ValidationError) -> list[str]:
         for name in [expected] if isinstance(expected, str) else expected:
             sub_schema = types[0].schema if isinstance(types[0].schema, dict) else {}
             named = _PATTERN_NAMES.get(str(sub_schema.get("pattern")), (None, None))[0]
-            text = named or _TYPE_NAMES.get(name, name)
+            text = named or TYPE_NAMES.get(name, name)
             if text not in names:
                 names.append(text)
     return names

@@ -25,7 +25,7 @@ from .. import model as m
 from ..addresses import host_allowed, url_scheme_host
 from ..daily import DailyClient, DialOutRequest
 from ..daily.errors import DailyAPIError, DailyError
-from ..daily.models import Codecs
+from ..daily.models import DIAL_OUT_FIELDS, Codecs
 from ..runtime import commands as c
 from ..runtime.ports import CommandResult
 from ..runtime.session import Session
@@ -44,16 +44,6 @@ _ENDPOINTS = {
     "sip_call_transfer": "sipCallTransfer",
     "sip_refer": "sipRefer",
     "hangup": "rooms/delete",
-}
-_DIAL_OUT_FIELDS = {
-    "sipUri": "sip_uri",
-    "phoneNumber": "phone_number",
-    "displayName": "display_name",
-    "userId": "user_id",
-    "callerId": "caller_id",
-    "video": "video",
-    "extension": "extension",
-    "waitBeforeExtensionDialSec": "wait_before_extension_dial_sec",
 }
 
 
@@ -210,7 +200,7 @@ def _leg(session: Session | None, leg: str) -> str | None:
 
 def _dial_out(settings: Any) -> DialOutRequest:
     kwargs: dict[str, Any] = {
-        name: settings[key] for key, name in _DIAL_OUT_FIELDS.items() if key in settings
+        name: settings[key] for key, name in DIAL_OUT_FIELDS.items() if key in settings
     }
     codecs = settings.get("codecs")
     if isinstance(codecs, dict):

@@ -192,6 +192,19 @@ class MeetingTokenSpec:
         return {"properties": properties}
 
 
+DIAL_OUT_FIELDS: dict[str, str] = {
+    "sipUri": "sip_uri",
+    "phoneNumber": "phone_number",
+    "displayName": "display_name",
+    "userId": "user_id",
+    "callerId": "caller_id",
+    "video": "video",
+    "extension": "extension",
+    "waitBeforeExtensionDialSec": "wait_before_extension_dial_sec",
+}
+"""Daily's dial-out body fields (camelCase) -> ``DialOutRequest``'s (codecs aside)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DialOutRequest:
     """``POST /rooms/:name/dialOut/start``: call a SIP URI or a phone number into the room."""

@@ -15,22 +15,17 @@ import functools
 from typing import Any
 
 from flowengine.addresses import is_e164
-from flowengine.daily.models import DialOutRequest, SendDtmfRequest, StopDialOutRequest
+from flowengine.daily.models import (
+    DIAL_OUT_FIELDS,
+    DialOutRequest,
+    SendDtmfRequest,
+    StopDialOutRequest,
+)
 from flowengine.emulator.bodies import body_fields, checked, invalid, not_found, parse_codecs
 from flowengine.emulator.farends import HANGUP, Press
 from flowengine.emulator.network import MAX_SESSIONS_PER_ROOM, Network
 from flowengine.emulator.state import Leg
 
-_FIELDS = {
-    "sipUri": "sip_uri",
-    "phoneNumber": "phone_number",
-    "displayName": "display_name",
-    "userId": "user_id",
-    "callerId": "caller_id",
-    "video": "video",
-    "extension": "extension",
-    "waitBeforeExtensionDialSec": "wait_before_extension_dial_sec",
-}
 # Documented for daily-js / daily-python dial-out settings; accepted and not acted on
 # ("codecs" is read separately).
 _IGNORED = {"codecs", "provider", "permissions", "videoSettings"}
@@ -67,7 +62,7 @@ class DialOut:
         """``POST /rooms/:name/dialOut/start``."""
         net = self.net
         room = net.room(room_name)
-        kwargs = body_fields(body, _FIELDS, _IGNORED)
+        kwargs = body_fields(body, DIAL_OUT_FIELDS, _IGNORED)
         kwargs["codecs"] = parse_codecs(body.get("codecs"))
         request: DialOutRequest = checked(lambda: DialOutRequest(**kwargs))
         if not room.dialout_enabled:

@@ -14,7 +14,6 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from ..durations import parse_duration
 from ..errors import Diagnostic, Severity
 from ..loader import Document, PathKey, read_flow_file
 from ..project import display_name
+from ..schema import TYPE_NAMES, packaged_schema
 from .model import (
     STEP_KINDS,
     Check,
@@ -52,23 +52,11 @@ _PATTERNS: dict[str, tuple[str, str]] = {
     "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$": ("a locale", "Write locales like en-US or es-US."),
 }
 
-_TYPES = {
-    "object": "a mapping",
-    "array": "a list",
-    "string": "text",
-    "integer": "a whole number",
-    "number": "a number",
-    "boolean": "true or false",
-    "null": "empty",
-}
-
 
 @cache
 def scenario_schema() -> dict[str, Any]:
     """The scenario JSON Schema shipped inside the package."""
-    text = resources.files("flowengine").joinpath("schemas", SCHEMA_RESOURCE).read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return packaged_schema(SCHEMA_RESOURCE)
 
 
 @cache
@@ -143,8 +131,10 @@ def _is_step(path: PathKey) -> bool:
 def _type_name(value: Any) -> str:
     for name, kind in (("boolean", bool), ("integer", int), ("number", float), ("string", str)):
         if isinstance(value, kind):
-            return _TYPES[name]
-    return _TYPES["array" if isinstance(value, list) else "object" if value is not None else "null"]
+            return TYPE_NAMES[name]
+    return TYPE_NAMES[
+        "array" if isinstance(value, list) else "object" if value is not None else "null"
+    ]
 
 
 def _convert(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:  # noqa: C901
@@ -190,7 +180,7 @@ def _convert(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:  # 
         )
     elif kind == "type":
         names = [wanted] if isinstance(wanted, str) else list(wanted)
-        text = " or ".join(_TYPES.get(n, n) for n in names)
+        text = " or ".join(TYPE_NAMES.get(n, n) for n in names)
         named = _PATTERNS.get(str(schema.get("pattern")), (None, None))[0]
         message = f"{where} must be {named or text}, not {_type_name(instance)}"
         yield _error(doc, "wrong-type", path, message)
