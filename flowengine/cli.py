@@ -65,7 +65,7 @@ def cli() -> None:
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @friendly
 def validate(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
-    """Check flow files (folders are searched for *.yaml and *.yml)."""
+    """Check flow files (folders are searched for *.yaml and *.yml, hidden ones skipped)."""
     report = validate_paths(paths)
     out = render(report.diagnostics, len(report.files), fmt)
     if out:

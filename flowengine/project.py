@@ -8,7 +8,8 @@ raise ``FlowValidationError`` with all errors instead of returning a flow that i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,15 +71,7 @@ def collect_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file()
-                    and p.name.endswith(FLOW_SUFFIXES)
-                    and not p.name.endswith(SKIPPED_SUFFIXES)
-                )
-            )
+            found.extend(sorted(_walk(path)))
         elif path.exists():
             found.append(path)
         else:
@@ -87,6 +80,19 @@ def collect_files(paths: Iterable[str | Path]) -> list[Path]:
     for p in found:
         unique.setdefault(p.resolve(), None)
     return list(unique)
+
+
+SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "venv", "site-packages"})
+"""Folders a search never enters, besides hidden ones (``.git``, ``.venv``...)."""
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Flow files below ``folder``, leaving out hidden and vendored folders (as linters do)."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS]
+        for name in files:
+            if name.endswith(FLOW_SUFFIXES) and not name.endswith(SKIPPED_SUFFIXES):
+                yield Path(root) / name
 
 
 @dataclass

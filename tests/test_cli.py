@@ -289,3 +289,18 @@ class TestRealProcess:
         done = self.call([*self.script(), "validate", "nowhere"], flows)
         assert (done.returncode, done.stdout) == (2, "")
         assert done.stderr == "flowengine: error: nowhere: no such file or directory\n"
+
+
+def test_a_folder_search_skips_hidden_and_vendored_folders(tmp_path):
+    """Like linters, validate leaves .git, .venv, node_modules and the like alone."""
+    from flowengine.project import collect_files
+
+    (tmp_path / "flows").mkdir()
+    good = tmp_path / "flows" / "a.yaml"
+    good.write_text("name: a\n", encoding="utf-8")
+    for folder in (".venv/lib", ".git", "node_modules/pkg", "flows/__pycache__"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "broken.yaml").write_text("a: [\n", encoding="utf-8")
+    assert collect_files([tmp_path]) == [good.resolve()]
+    hidden = tmp_path / ".venv" / "lib" / "broken.yaml"
+    assert collect_files([hidden]) == [hidden.resolve()]  # a file named is always taken
