@@ -93,7 +93,10 @@ class Api:
         token: Secret,
         metrics: Metrics,
         ready: Callable[[], bool],
+        take_over: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
+        self.take_over = take_over
+        """With several daemons: runs a call another daemon ran, if nobody runs it now."""
         self.calls = calls
         self.persistence = persistence
         self._token = ("Bearer " + token.reveal()).encode()
@@ -183,7 +186,8 @@ class Api:
             not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID
         ):
             raise BadRequestError(f"'id' must be a string of 1 to {MAX_EVENT_ID} characters")
-        if session.ended or self.calls.engine.get(session.call_id) is None:
+        local = self.calls.engine.get(session.call_id) is not None
+        if session.ended or (not local and self.take_over is None):
             raise BadRequestError(f"call {session.call_id!r} has ended", 409)
         # An agent that lost the answer posts the event again under the same id: deduplicated
         # like a webhook's envelope id, so a key press is never applied twice.
@@ -196,6 +200,9 @@ class Api:
             return _error(503, "the event could not be stored")
         if not fresh:
             return JSONResponse({"ok": True, "duplicate": True}, status_code=202)
+        if not local and self.take_over is not None:
+            # Another daemon's call: its owner was woken; a call nobody runs is taken here.
+            await self.take_over(session.call_id)
         return JSONResponse({"ok": True}, status_code=202)
 
     async def healthz(self, request: Request) -> Response:

@@ -5,11 +5,13 @@ it in-process (``httpx.ASGITransport``, Starlette's ``TestClient``) against the 
 Nothing here is global: ``create_app(settings, store=..., daily=..., clock=...)`` builds one
 daemon from what it is given, and the caller closes the store and the client it passed in.
 
-Lifecycle: ``start()`` restores every live call of the store and starts the hot-reload
-poller; only then is the daemon ready (``/readyz``). ``stop()`` (SIGTERM, through uvicorn's
+Lifecycle: ``start()`` restores every live call of the store (on a shared store, every one no
+other daemon runs: ``ownership.py``), then starts the hot-reload poller and, on a shared store,
+the lease loops; only then is the daemon ready (``/readyz``). ``stop()`` (SIGTERM, through uvicorn's
 lifespan) stops accepting (the ingress answers 503), waits up to ``drain_timeout`` for
-in-flight events and commands, waits for every append, and stops the engine. What was not
-finished is in the store and is taken back by the next start.
+in-flight events and commands, waits for every append, stops the engine and releases its
+leases. What was not finished is in the store and is taken back by the next start, or at once
+by another daemon on the same shared store.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from .calls import Calls
 from .flows import FlowCatalog, ReloadResult
 from .ingress import Ingress
 from .metrics import Metrics
-from .persistence import DurableTelephony, Persistence, restore_calls
+from .ownership import Ownership
+from .persistence import DurableTelephony, Persistence
+from .restore import restore_calls
 from .settings import Settings
 from .telephony import BusinessHttp, RestTelephony
 
@@ -53,6 +57,7 @@ class Daemon:
         catalog: FlowCatalog | None = None,
         http: httpx.AsyncClient | None = None,
         metrics: Metrics | None = None,
+        shared: bool | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -81,6 +86,22 @@ class Daemon:
         self.calls = Calls(
             self.engine, self.persistence, self.catalog, daily, self.metrics, self.clock
         )
+        self.ownership: Ownership | None = None
+        if settings.shared if shared is None else shared:
+            self.ownership = Ownership(
+                store,
+                engine=self.engine,
+                persistence=self.persistence,
+                telephony=self.telephony,
+                owner=settings.owner,
+                ttl=settings.lease_ttl,
+                clock=self.clock,
+                track=self.calls.track,
+                drop=self.calls.drop,
+            )
+            self.calls.lease = self.ownership.lease
+            self.calls.release = self.ownership.release
+        take_over = self.ownership.take_over if self.ownership is not None else None
         now = self.clock.now
         self.ingress = Ingress(
             calls=self.calls,
@@ -89,6 +110,7 @@ class Daemon:
             pinless=pinless_verifier(settings.pinless_secret, clock=now),
             metrics=self.metrics,
             accepting=lambda: self.accepting,
+            take_over=take_over,
         )
         self.api = Api(
             calls=self.calls,
@@ -96,6 +118,7 @@ class Daemon:
             token=settings.api_token,
             metrics=self.metrics,
             ready=lambda: self.ready,
+            take_over=take_over,
         )
         self.accepting = False
         self.ready = False
@@ -116,9 +139,12 @@ class Daemon:
     async def start(self) -> list[Session]:
         """Restore every live call, start the flow poller, and begin accepting."""
         self.accepting = True  # restored calls' events may arrive while they are restored
+        lease = self.ownership.lease if self.ownership is not None else None
         restored = await restore_calls(
-            self.engine, self.persistence, self.telephony, track=self.calls.track
+            self.engine, self.persistence, self.telephony, track=self.calls.track, lease=lease
         )
+        if self.ownership is not None:
+            self.ownership.start()
         if self.settings.reload_interval > 0:
             self._watcher = asyncio.get_running_loop().create_task(
                 self.catalog.watch(self.settings.reload_interval, self._on_reload)
@@ -147,6 +173,8 @@ class Daemon:
             log.warning("shutdown: work still in flight was left to the next start")
         await self.engine.aclose()
         await self.persistence.drain()
+        if self.ownership is not None:
+            await self.ownership.stop()  # the other daemons take this one's calls at once
         if self._own_http:
             await self.http.aclose()
         log.info("daemon stopped", live=sum(1 for s in self.engine.calls.values() if not s.ended))

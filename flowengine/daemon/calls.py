@@ -15,9 +15,10 @@ record stays in the store).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import structlog
@@ -28,11 +29,12 @@ from ..runtime import events as ev
 from ..runtime.engine import Engine
 from ..runtime.events import Event
 from ..runtime.ports import Clock
-from ..runtime.session import Session
+from ..runtime.session import RestoreError, Session
 from .flows import FlowCatalog
 from .logs import call_fields, log_cdr
 from .metrics import Metrics
 from .persistence import Persistence
+from .restore import LeaseTaker
 
 log = structlog.get_logger("flowengine.daemon.calls")
 
@@ -79,6 +81,11 @@ class Calls:
         self._by_session: dict[str, str] = {}
         self._by_room: dict[str, str] = {}
         self._live: set[str] = set()
+        self.lease: LeaseTaker | None = None
+        """With several daemons: takes a new call's lease before it is stored."""
+        self.release: Callable[[str], Coroutine[Any, Any, None]] | None = None
+        """With several daemons: gives a call's lease up once it has left memory."""
+        self._releases: set[asyncio.Task[None]] = set()
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -122,9 +129,29 @@ class Calls:
             log_cdr(session, self.clock.now())
             self.clock.call_later(self.keep_ended, self._forget, session.call_id)
 
+    async def stored(self, room: str) -> str | None:
+        """The live call of another daemon an event for ``room`` is for (a call's id is its
+        room's name), or ``None``."""
+        record = await self.persistence.store.load_call(room)
+        return room if record is not None and record.live else None
+
+    def drop(self, call_id: str) -> None:
+        """Stop running a call another daemon runs now: it leaves memory, not ended."""
+        if call_id in self._live:
+            self._live.discard(call_id)
+            session = self.engine.get(call_id)
+            if session is not None:
+                self.metrics.calls_active.labels(session.root_flow).dec()
+        self._forget(call_id)
+
     def _forget(self, call_id: str) -> None:
         session = self.engine.remove(call_id)
+        fenced = self.persistence.fence(call_id) is not None
         self.persistence.forget(call_id)
+        if fenced and self.release is not None:
+            task = asyncio.get_running_loop().create_task(self.release(call_id))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
         if session is not None:
             self._by_room.pop(str(session.call.get("room")), None)
             for sid in (*session.legs.values(), session.call.get("session_id")):
@@ -143,6 +170,12 @@ class Calls:
         existing = self.engine.get(call_id)
         if existing is not None:
             return existing
+        record = await self.persistence.store.load_call(call_id)
+        if record is not None:  # Daily asked again, and another daemon took the first ask
+            try:
+                return Session.from_json(record.snapshot, self.catalog.flows)
+            except RestoreError:
+                raise CallStartError(409, f"call {call_id} exists on another daemon") from None
         flow = self.catalog.route(pinless.to, pinless.sip_headers)
         if flow is None:
             self.metrics.webhook_rejects.labels("no_flow").inc()
@@ -194,13 +227,19 @@ class Calls:
         variables: Mapping[str, Any],
         room: RoomSpec,
     ) -> Session:
+        fence = None
+        if self.lease is not None:
+            fence = await self.lease(call_id)
+            if fence is None:
+                raise CallStartError(409, f"call {call_id} is being started by another daemon")
         session = self.engine.start_call(
             call_id, flow.name, call=info, variables=variables, start=False
         )
         try:
-            await self.persistence.create(session)
+            await self.persistence.create(session, fence=fence)
         except Exception:
             self.engine.remove(call_id)
+            self.persistence.forget(call_id)
             raise
         self.track(session)
         self.metrics.calls_started.labels(flow.name, str(info["direction"])).inc()

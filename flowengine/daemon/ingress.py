@@ -7,8 +7,10 @@ in this order:
 1. a body over the size limit: 413; Daily's test request (``{"test": "test"}``): 200;
 2. a forged (bad or missing signature) or replayed (signed outside the window) request: 401;
 3. a body that is not an envelope (not JSON, ``type``/``id``/``payload`` missing): 400;
-4. an authentic event for no call of this daemon: 200 and a log line (refusing an authentic
-   event only makes Daily resend it, and three refusals stop all deliveries);
+4. an authentic event for no live call: 200 and a log line (refusing an authentic event only
+   makes Daily resend it, and three refusals stop all deliveries). With several daemons, an
+   event whose ``room`` is another daemon's live call (a call's id is its room's name) is for
+   that call: it is journaled here, its owner is woken, and a call nobody runs is taken over;
 5. otherwise the event is journaled in its call's inbox (``store.accept``, deduplicated by the
    envelope's ``id`` in the same transaction) and only then answered 200, and posted to the
    engine; a store that cannot write answers 503, so Daily knows it was not taken.
@@ -18,7 +20,7 @@ While the daemon shuts down, both endpoints answer 503.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 from starlette.requests import Request
@@ -69,6 +71,7 @@ class Ingress:
         pinless: SignatureVerifier,
         metrics: Metrics,
         accepting: Callable[[], bool],
+        take_over: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.calls = calls
         self.persistence = persistence
@@ -76,6 +79,8 @@ class Ingress:
         self.pinless = pinless
         self.metrics = metrics
         self.accepting = accepting
+        self.take_over = take_over
+        """With several daemons: runs a call another daemon ran, if nobody runs it now."""
 
     def _reject(self, reason: str, status: int, message: str) -> JSONResponse:
         self.metrics.webhook_rejects.labels(reason).inc()
@@ -99,7 +104,15 @@ class Ingress:
         event = from_webhook({"type": parsed.type, "payload": dict(parsed.payload)})
         call_id = self.calls.find(parsed.room, parsed.session_id)
         session = self.calls.engine.get(call_id) if call_id else None
-        if call_id is None or session is None or session.ended:
+        remote = False
+        if session is None and parsed.room and self.take_over is not None:
+            try:
+                call_id = await self.calls.stored(parsed.room)
+            except StoreError as exc:
+                log.error("webhook not routed", room=parsed.room, reason=str(exc))
+                return _error(503, "the call could not be looked up; send it again")
+            remote = call_id is not None
+        if call_id is None or (not remote and (session is None or session.ended)):
             self.metrics.webhook_rejects.labels("unrouted").inc()
             log.info(
                 "webhook for no live call ignored",
@@ -117,7 +130,14 @@ class Ingress:
         if not fresh:
             return JSONResponse({"ok": True, "duplicate": True})
         self.metrics.webhooks_accepted.inc()
+        if remote and self.take_over is not None:
+            # Journaled: its owner was woken; a call nobody runs is taken here.
+            self.persistence.spawn(self._take_over(call_id))
         return JSONResponse({"ok": True})
+
+    async def _take_over(self, call_id: str) -> None:
+        assert self.take_over is not None
+        await self.take_over(call_id)
 
     async def dialin(self, request: Request) -> JSONResponse:
         """``POST /daily/dialin``: a pinless call waits on hold; start its flow."""

@@ -14,21 +14,7 @@ Where it sits: between the engine and the store. Three rules make the project's 
    (``begin_command``: ``pending`` -> ``unknown``), sends it, journals its result in the
    inbox, then marks it ``done`` or ``failed``. A command that is not ``pending`` is never sent.
 
-Restore (``restore_calls``), for every live call of the store: rebuild the session
-(``Engine.restore``: timers re-armed from their deadlines, one already due fires at once), post
-its inbox again in order, then settle its open commands:
-
-- ``pending`` (never sent): sent now, under the same idempotency key.
-- ``unknown`` with a result in the inbox: marked by that result (it was received, then the
-  daemon died before marking it).
-- ``unknown`` without a result, for a command that is harmless to repeat (``stop_dial_out``,
-  ``hangup``, ``play``, ``say``, ``stop_play``): sent again.
-- ``unknown`` otherwise (``start_dial_out``, ``send_dtmf``, ``sip_call_transfer``,
-  ``sip_refer``, ``answer``, ``http_request``): **never sent again**, marked ``failed`` in the
-  outbox, and no result is posted: the call waits for Daily's webhook that tells what happened
-  (``dialout.*``, ``calltransfer.*``, ``dialin.connected``), and the state's own timer bounds
-  the wait (a ``dial_out`` rings out to ``no_answer``, a ``transfer`` fails, an ``http`` state
-  retries under its own policy).
+Taking calls back (a restart, another daemon's calls): ``restore.py``.
 """
 
 from __future__ import annotations
@@ -42,40 +28,51 @@ import structlog
 
 from ..daily.errors import DailyError, DailyOutcomeUnknownError
 from ..runtime import events as ev
-from ..runtime.commands import Command, Play, Say, SendDtmf, command_from_dict
-from ..runtime.compiler import INIT
+from ..runtime.commands import Command, Play, Say, SendDtmf
 from ..runtime.engine import Engine
 from ..runtime.events import Event
 from ..runtime.ports import CommandResult, Telephony
-from ..runtime.session import RestoreError, Session
-from ..store import CallRecord, CommandState, EntryKind, Store
+from ..runtime.session import Session
+from ..store import CommandState, EntryKind, LeaseLostError, Store
 
 log = structlog.get_logger("flowengine.daemon.persistence")
 
-REPEATABLE = frozenset({"stop_dial_out", "hangup", "play", "say", "stop_play"})
-"""Commands that do no harm when sent twice: an unknown outcome is settled by sending again."""
-
-_RESULT_STATE = {
+RESULT_STATE = {
     ev.COMMAND_OK: CommandState.DONE,
     ev.PLAY_DONE: CommandState.DONE,
     ev.COMMAND_FAILED: CommandState.FAILED,
 }
+"""What each result event makes of its command in the outbox."""
 
 StepHook = Callable[[Session, Event], None]
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class Persistence:
     """The engine's ``persist`` hook, the ingress's ``accept`` and the call registry's writes."""
 
-    def __init__(self, store: Store, *, on_step: StepHook | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        on_step: StepHook | None = None,
+        owner: str | None = None,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.on_step = on_step
+        self.owner = owner
+        """This daemon's owner id: events it accepts wake the call's owner if that is another."""
+        self.on_lost = on_lost
+        """Called with a call's id when a write of it was refused: its lease moved on."""
+        self.fences: dict[str, int] = {}
+        """The fencing token of each call this daemon holds the lease of."""
         self.engine: Engine | None = None
         self._accepted: dict[int, tuple[Event, int]] = {}
+        self._posted: dict[str, set[int]] = {}
         self._versions: dict[str, int] = {}
         self._timers: dict[str, dict[str, float]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
@@ -95,15 +92,22 @@ class Persistence:
 
     # -- calls ------------------------------------------------------------------------------
 
-    async def create(self, session: Session) -> None:
-        """Store a new call (before its ``start`` is posted)."""
+    def fence(self, call_id: str) -> int | None:
+        """The token of this daemon's lease on the call (``None``: not held)."""
+        return self.fences.get(call_id)
+
+    async def create(self, session: Session, *, fence: int | None = None) -> None:
+        """Store a new call (before its ``start`` is posted), under its lease's ``fence``."""
         record = await self.store.create_call(
             session.call_id,
             flow=session.flow,
             flow_hash=session.flow_hash,
             snapshot=session.to_json(),
             timers_set={t.id: t.deadline for t in session.timers.values()},
+            fence=fence,
         )
+        if fence is not None:
+            self.fences[session.call_id] = fence
         self._versions[session.call_id] = record.version
         self._timers[session.call_id] = {t.id: t.deadline for t in session.timers.values()}
 
@@ -120,19 +124,28 @@ class Persistence:
         self._timers.pop(call_id, None)
         self._tails.pop(call_id, None)
         self._ended.discard(call_id)
+        self._posted.pop(call_id, None)
+        self.fences.pop(call_id, None)
 
     # -- incoming events ---------------------------------------------------------------------
 
     async def accept(self, call_id: str, event: Event, *, webhook_id: str | None = None) -> bool:
         """Journal an event in the call's inbox, then post it; False for a redelivery."""
-        entry = await self.store.accept(call_id, _dumps(event.to_dict()), webhook_id=webhook_id)
+        entry = await self.store.accept(
+            call_id, dumps(event.to_dict()), webhook_id=webhook_id, by=self.owner
+        )
         if entry is None:
             return False
-        self.post(call_id, event, entry.seq)
+        if call_id in self._versions:
+            self.post(call_id, event, entry.seq)
         return True
 
     def post(self, call_id: str, event: Event, seq: int) -> None:
-        """Post an event already in the inbox under journal number ``seq``."""
+        """Post an event already in the inbox under journal number ``seq``, once."""
+        posted = self._posted.setdefault(call_id, set())
+        if seq in posted:
+            return  # read from the inbox by a wake-up while its accept was returning
+        posted.add(seq)
         self._accepted[id(event)] = (event, seq)
         if self.engine is None or not self.engine.post(call_id, event):
             self._accepted.pop(id(event), None)
@@ -153,11 +166,11 @@ class Persistence:
         current = {t.id: t.deadline for t in session.timers.values()}
         before = self._timers.get(cid, {})
         self._timers[cid] = current
-        kind = EntryKind.RESULT if event.name in _RESULT_STATE else EntryKind.EVENT
+        kind = EntryKind.RESULT if event.name in RESULT_STATE else EntryKind.EVENT
         args: dict[str, Any] = {
             "snapshot": session.to_json(),
-            "journal_entries": [] if accepted else [(kind, _dumps(event.to_dict()))],
-            "outbox_new": {c.key: _dumps(c.to_dict()) for c in commands if not c.internal},
+            "journal_entries": [] if accepted else [(kind, dumps(event.to_dict()))],
+            "outbox_new": {c.key: dumps(c.to_dict()) for c in commands if not c.internal},
             "timers_set": {k: v for k, v in current.items() if before.get(k) != v},
             "timers_cleared": [k for k in before if k not in current],
             "applied": [accepted[1]] if accepted else [],
@@ -170,13 +183,35 @@ class Persistence:
         self._tails[cid] = task
         return task
 
+    async def post_inbox(self, call_id: str) -> int:
+        """Post the call's accepted events this daemon has not posted yet (another daemon
+        accepted them); how many."""
+        if call_id not in self._versions:
+            return 0
+        posted = self._posted.get(call_id, set())
+        fresh = [e for e in await self.store.inbox(call_id) if e.seq not in posted]
+        for entry in fresh:
+            self.post(call_id, Event.from_dict(json.loads(entry.payload)), entry.seq)
+        return len(fresh)
+
     async def _append(
         self, call_id: str, previous: asyncio.Task[None] | None, args: dict[str, Any]
     ) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])
+        if call_id not in self._versions:
+            raise LeaseLostError(call_id, 0, None)  # dropped meanwhile: write nothing more
         version = self._versions[call_id]
-        self._versions[call_id] = await self.store.append(call_id, expected_version=version, **args)
+        fence = self.fences.get(call_id)
+        try:
+            self._versions[call_id] = await self.store.append(
+                call_id, expected_version=version, fence=fence, **args
+            )
+        except LeaseLostError:
+            log.warning("call lost to another daemon; not written", call_id=call_id)
+            if self.on_lost is not None:
+                self.on_lost(call_id)
+            raise
 
     async def drain(self) -> None:
         """Wait until every queued append has been written."""
@@ -208,7 +243,16 @@ class DurableTelephony:
     async def execute(self, command: Command) -> CommandResult:
         """Send ``command`` once; its result is posted to the engine through the inbox."""
         store = self.persistence.store
-        if await store.begin_command(command.key) is None:
+        try:
+            claimed = await store.begin_command(
+                command.key, fence=self.persistence.fence(command.call_id)
+            )
+        except LeaseLostError:
+            log.warning("call lost to another daemon; not sent", call_id=command.call_id)
+            if self.persistence.on_lost is not None:
+                self.persistence.on_lost(command.call_id)
+            return CommandResult(silent=True)
+        if claimed is None:
             return CommandResult(silent=True)  # already handed out or settled: never twice
         try:
             result = await self.inner.execute(command)
@@ -237,7 +281,9 @@ class DurableTelephony:
         store = self.persistence.store
         posted: list[tuple[Event, int]] = []
         for event in result_events(command, result):
-            entry = await store.accept(command.call_id, _dumps(event.to_dict()))
+            entry = await store.accept(
+                command.call_id, dumps(event.to_dict()), by=self.persistence.owner
+            )
             if entry is not None:
                 posted.append((event, entry.seq))
         state = CommandState.DONE if result.ok else CommandState.FAILED
@@ -259,100 +305,3 @@ def result_events(command: Command, result: CommandResult) -> list[Event]:
         error = result.error or "failed"
         first = ev.command_failed(command.key, command.kind, error, result.data, leg=leg)
     return [first, *result.follow]
-
-
-async def restore_calls(
-    engine: Engine,
-    persistence: Persistence,
-    telephony: DurableTelephony,
-    *,
-    track: Callable[[Session], None] | None = None,
-) -> list[Session]:
-    """Take back every live call of the store (see the module's docstring for the rules).
-
-    A call whose last step ended it (a hang-up) is no longer live, but that step's commands
-    (deleting the room) may not have been sent when the daemon died: such a call is taken
-    back too, ended, so its open commands are settled by the same rules. ``track`` is called
-    with each session as soon as it is restored, before its inbox is posted: a call that ends
-    on an event of its inbox must already be known to the daemon's bookkeeping (its CDR).
-    """
-    store = persistence.store
-    restored: list[Session] = []
-    live = await store.live_calls()
-    for record in live:
-        session = await _take_back(engine, persistence, telephony, record, track)
-        if session is not None:
-            restored.append(session)
-    seen = {record.call_id for record in live}
-    for call_id in dict.fromkeys(e.call_id for e in await store.pending_commands()):
-        ended = None if call_id in seen else await store.load_call(call_id)
-        if ended is not None and not ended.live:
-            session = await _take_back(engine, persistence, telephony, ended, track)
-            if session is not None:
-                restored.append(session)
-    return restored
-
-
-async def _take_back(
-    engine: Engine,
-    persistence: Persistence,
-    telephony: DurableTelephony,
-    record: CallRecord,
-    track: Callable[[Session], None] | None,
-) -> Session | None:
-    store = persistence.store
-    try:
-        session = engine.restore(record.snapshot)
-    except RestoreError as exc:
-        # Kept in the store: it is restored once its flow version is loaded again.
-        log.error("call not restored", call_id=record.call_id, reason=str(exc))
-        return None
-    persistence.adopt(session, record.version)
-    if track is not None:
-        track(session)
-    inbox = await store.inbox(record.call_id)
-    events = [(Event.from_dict(json.loads(e.payload)), e.seq) for e in inbox]
-    results = {
-        str(event.payload.get("key")): _RESULT_STATE[event.name]
-        for event, _ in events
-        if event.name in _RESULT_STATE and event.payload.get("key")
-    }
-    resend: list[Command] = []
-    for entry in await store.pending_commands(record.call_id):
-        command = command_from_dict(json.loads(entry.command))
-        if entry.state is CommandState.PENDING:
-            resend.append(command)
-        elif entry.key in results:
-            await store.mark_command(entry.key, results[entry.key])
-        elif command.kind in REPEATABLE:
-            await store.mark_command(entry.key, CommandState.PENDING)
-            resend.append(command)
-        else:
-            await store.mark_command(entry.key, CommandState.FAILED)
-            log.warning(
-                "command outcome unknown after restart; not repeated",
-                call_id=record.call_id,
-                command=command.kind,
-                key=entry.key,
-            )
-    if session.state == INIT and not session.ended:
-        engine.post(session.call_id, ev.start())  # created, but its start was not written
-    for event, seq in events:
-        persistence.post(record.call_id, event, seq)
-    if resend:
-        persistence.spawn(_resend(telephony, resend))
-    log.info(
-        "call restored",
-        call_id=session.call_id,
-        flow=session.flow,
-        state=session.state,
-        ended=session.ended,
-        inbox=len(events),
-        resent=len(resend),
-    )
-    return session
-
-
-async def _resend(telephony: DurableTelephony, commands: list[Command]) -> None:
-    for command in commands:
-        await telephony.execute(command)

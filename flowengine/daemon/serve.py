@@ -80,6 +80,13 @@ def _ensure_parent(store: str) -> None:
 )
 @click.option("--reload-interval", default=2.0, show_default=True, help="0 turns reload off.")
 @click.option("--drain-timeout", default=10.0, show_default=True, help="Seconds to drain.")
+@click.option(
+    "--lease-ttl",
+    default=15.0,
+    show_default=True,
+    help="Several daemons on Redis: seconds before a dead daemon's calls are taken over.",
+)
+@click.option("--owner", default=None, help="This daemon's name among several [default: host:pid].")
 def serve(
     host: str,
     port: int,
@@ -88,6 +95,8 @@ def serve(
     log_format: str | None,
     reload_interval: float,
     drain_timeout: float,
+    lease_ttl: float,
+    owner: str | None,
 ) -> None:
     """Run the daemon: Daily webhooks and dial-in in, durable calls, metrics.
 
@@ -108,6 +117,8 @@ def serve(
             log_format=fmt,
             reload_interval=reload_interval,
             drain_timeout=drain_timeout,
+            lease_ttl=lease_ttl,
+            owner=owner,
         )
         logs.configure(settings.log_format)
         asyncio.run(_serve(settings))

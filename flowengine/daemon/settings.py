@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,8 @@ from ..errors import FlowEngineError
 
 DEFAULT_STORE = ".flowengine/calls.db"
 LOG_FORMATS = ("json", "console")
+SHARED_STORES = ("redis://", "rediss://", "unix://")
+"""Store URLs several daemons may share (the others are held by one process)."""
 MIN_TOKEN_LENGTH = 16
 """A bearer token shorter than this is refused: it would be guessable."""
 
@@ -57,9 +61,19 @@ class Settings:
     """Seconds between two looks at the flows folder; 0 turns hot reload off."""
     drain_timeout: float = 10.0
     """Seconds a graceful shutdown waits for in-flight events and commands."""
+    lease_ttl: float = 15.0
+    """Seconds a call's lease lasts unrenewed (several daemons): how long a dead daemon's
+    calls wait before another daemon takes them."""
+    owner: str = ""
+    """This daemon's owner id among several (default: host, process id, a random part)."""
     room_sip_domain: str | None = None
     """The SIP host of the domain's rooms (``<domain>.sip.daily.co``), for room transfers."""
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the store is one several daemons share (Redis): calls are run under leases."""
+        return self.store.startswith(SHARED_STORES)
 
     def describe(self) -> dict[str, object]:
         """The settings as they may be logged: secrets only as set / not set."""
@@ -71,9 +85,18 @@ class Settings:
             "daily_api_url": self.daily_api_url,
             "log_format": self.log_format,
             "reload_interval": self.reload_interval,
+            "shared_store": self.shared,
+            "owner": self.owner,
+            "lease_ttl": self.lease_ttl,
             "secrets": "DAILY_API_KEY, DAILY_WEBHOOK_SECRET, DAILY_PINLESS_SECRET, "
             "FLOWENGINE_API_TOKEN set",
         }
+
+
+def default_owner() -> str:
+    """A name no other daemon has: host, process id and a random part (a restarted daemon
+    with a recycled process id is still another owner)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def _secret(env: Mapping[str, str], name: str) -> Secret:
@@ -102,6 +125,8 @@ def load_settings(
     log_format: str = "console",
     reload_interval: float = 2.0,
     drain_timeout: float = 10.0,
+    lease_ttl: float = 15.0,
+    owner: str | None = None,
 ) -> Settings:
     """Check the flags and read the environment.
 
@@ -125,6 +150,11 @@ def load_settings(
         raise SettingsError("--reload-interval", "must be 0 (off) or a positive number")
     if drain_timeout <= 0:
         raise SettingsError("--drain-timeout", "must be positive")
+    if not 0.5 <= lease_ttl <= 3600:
+        raise SettingsError("--lease-ttl", "must be between 0.5 and 3600 seconds")
+    owner = (owner or "").strip() or default_owner()
+    if len(owner) > 200 or not owner.isprintable():
+        raise SettingsError("--owner", "must be printable and at most 200 characters")
     api_url = env.get("DAILY_API_URL", "").strip() or DEFAULT_BASE_URL
     try:
         api_url = check_base_url(api_url)
@@ -151,5 +181,7 @@ def load_settings(
         log_format=log_format,
         reload_interval=reload_interval,
         drain_timeout=drain_timeout,
+        lease_ttl=lease_ttl,
+        owner=owner,
         room_sip_domain=env.get("DAILY_ROOM_SIP_DOMAIN", "").strip() or None,
     )
