@@ -10,9 +10,14 @@ Where it sits: between the engine and the store. Three rules make the project's 
    into the outbox, the timers set and cleared, and the ending in *one* ``store.append``. The
    engine executes the step's commands only once that append has returned. Appends of one
    call are chained, so versions follow one another (compare-and-set never loses).
-3. **A command is claimed before it is sent.** ``DurableTelephony`` claims it
-   (``begin_command``: ``pending`` -> ``unknown``), sends it, journals its result in the
-   inbox, then marks it ``done`` or ``failed``. A command that is not ``pending`` is never sent.
+3. **A command is claimed right before it is sent.** ``DurableTelephony`` claims it
+   (``begin_command``: ``pending`` -> ``unknown``) through the send gate of
+   ``flowengine.daily.gate``: the inner telephony asks the gate at the moment its request
+   goes out, after the pacing slot of a paced Daily request, so a command still waiting for
+   its slot stays ``pending`` (a restart sends it). Then the result is journaled in the
+   inbox, and the command marked ``done`` or ``failed``. A command whose claim fails (it is no
+   longer ``pending``) is never sent; one that acted on nothing is claimed before it is
+   settled; an inner telephony that does not ask the gate has the command claimed first.
 
 Taking calls back (a restart, another daemon's calls): ``restore.py``.
 """
@@ -26,7 +31,8 @@ from typing import Any
 
 import structlog
 
-from ..daily.errors import DailyError, DailyOutcomeUnknownError
+from ..daily.errors import DailyAPIError, DailyError, DailyOutcomeUnknownError
+from ..daily.gate import DailyNotSentError, send_gate
 from ..runtime import events as ev
 from ..runtime.commands import Command, Play, Say, SendDtmf
 from ..runtime.engine import Engine
@@ -228,34 +234,70 @@ def _done() -> Awaitable[None]:
     return _none()
 
 
-class DurableTelephony:
-    """Claims each command in the outbox, sends it, journals its result, then marks it.
+class _Claim:
+    """One command's send gate: claims it in the outbox when first asked, then answers alike.
 
-    Results are not returned to the engine (the answer is ``silent``): they are journaled in
-    the call's inbox and posted like any accepted event, so a result received just before a
-    crash is not lost.
+    A command may make more than one request (a transfer to a room looks the room up first):
+    the first request that acts claims it; any later one is sent only if that claim held.
+    """
+
+    def __init__(self, persistence: Persistence, command: Command) -> None:
+        self.persistence = persistence
+        self.command = command
+        self.asked = False
+        self.granted = False
+        self.error: BaseException | None = None
+
+    async def __call__(self) -> bool:
+        if not self.asked:
+            self.asked = True
+            persistence, command = self.persistence, self.command
+            try:
+                claimed = await persistence.store.begin_command(
+                    command.key, fence=persistence.fence(command.call_id)
+                )
+            except LeaseLostError:
+                # Another daemon runs the call now: it settles the command, this one sends
+                # nothing more of the call.
+                log.warning("call lost to another daemon; not sent", call_id=command.call_id)
+                if persistence.on_lost is not None:
+                    persistence.on_lost(command.call_id)
+                return False
+            except Exception as exc:
+                self.error = exc  # the store failed: raised from ``execute`` as it is
+                raise
+            self.granted = claimed is not None
+        return self.granted
+
+
+class DurableTelephony:
+    """Claims each command in the outbox as it is sent, journals its result, then marks it.
+
+    The claim (``begin_command``) is made by the send gate the inner telephony asks right
+    before its request goes out (after the pacing slot of a paced Daily request), so a command
+    waiting for its slot is still ``pending``. An inner telephony that does not declare
+    ``gates_sends`` has each command claimed before it is called. Results are not returned to
+    the engine (the answer is ``silent``): they are journaled in the call's inbox and posted
+    like any accepted event, so a result received just before a crash is not lost.
     """
 
     def __init__(self, inner: Telephony, persistence: Persistence) -> None:
         self.inner = inner
         self.persistence = persistence
+        self.probes: set[str] = set()
+        """Keys of commands sent again whose first sending may have taken effect (an
+        ``answer`` after a restart): a refusal by Daily means the first one was taken."""
 
     async def execute(self, command: Command) -> CommandResult:
         """Send ``command`` once; its result is posted to the engine through the inbox."""
-        store = self.persistence.store
-        try:
-            claimed = await store.begin_command(
-                command.key, fence=self.persistence.fence(command.call_id)
-            )
-        except LeaseLostError:
-            log.warning("call lost to another daemon; not sent", call_id=command.call_id)
-            if self.persistence.on_lost is not None:
-                self.persistence.on_lost(command.call_id)
-            return CommandResult(silent=True)
-        if claimed is None:
+        claim = _Claim(self.persistence, command)
+        if not getattr(self.inner, "gates_sends", False) and not await claim():
             return CommandResult(silent=True)  # already handed out or settled: never twice
         try:
-            result = await self.inner.execute(command)
+            with send_gate(claim):
+                result = await self.inner.execute(command)
+        except DailyNotSentError:
+            return CommandResult(silent=True)  # the claim failed: nothing was sent
         except DailyOutcomeUnknownError as exc:
             if isinstance(command, SendDtmf):
                 # No event would tell; a repeat could press keys twice in a remote IVR.
@@ -269,10 +311,28 @@ class DurableTelephony:
                     reason=exc.reason,
                 )
                 return CommandResult(silent=True)  # stays `unknown` in the outbox
+        except DailyAPIError as exc:
+            if command.key in self.probes and 400 <= exc.status < 500:
+                # The first sending had been taken (Daily refuses to route a call twice):
+                # its webhooks tell the call what happened, as for an unknown outcome.
+                log.info(
+                    "command sent again after a restart was refused; the first was taken",
+                    call_id=command.call_id,
+                    command=command.kind,
+                    key=command.key,
+                    status=exc.status,
+                )
+                await self.persistence.store.mark_command(command.key, CommandState.FAILED)
+                return CommandResult(silent=True)
+            result = CommandResult.failure(str(exc))
         except DailyError as exc:
             result = CommandResult.failure(str(exc))
         except Exception as exc:
+            if exc is claim.error:
+                raise
             result = CommandResult.failure(f"{type(exc).__name__}: {exc}")
+        if not await claim():  # acted on nothing, so never asked: claimed before it is settled
+            return CommandResult(silent=True)
         await self.settle(command, result)
         return CommandResult(silent=True)
 

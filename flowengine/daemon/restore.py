@@ -14,10 +14,14 @@ its inbox again in order, then settle its open commands:
   daemon died before marking it).
 - ``unknown`` without a result, for a command that is harmless to repeat (``stop_dial_out``,
   ``hangup``, ``play``, ``say``, ``stop_play``): sent again.
+- ``unknown`` ``answer`` (routing a held pinless call to the room): sent again, because Daily
+  routes a held call once and refuses a second routing; a refusal (4xx) means the first one
+  was taken, and the command is marked ``failed`` with no result posted: Daily's
+  ``dialin.connected`` moves the call on (``DurableTelephony.probes``).
 - ``unknown`` otherwise (``start_dial_out``, ``send_dtmf``, ``sip_call_transfer``,
-  ``sip_refer``, ``answer``, ``http_request``): **never sent again**, marked ``failed`` in the
+  ``sip_refer``, ``http_request``): **never sent again**, marked ``failed`` in the
   outbox, and no result is posted: the call waits for Daily's webhook that tells what happened
-  (``dialout.*``, ``calltransfer.*``, ``dialin.connected``), and the state's own timer bounds
+  (``dialout.*``, ``calltransfer.*``), and the state's own timer bounds
   the wait (a ``dial_out`` rings out to ``no_answer``, a ``transfer`` fails, an ``http`` state
   retries under its own policy).
 """
@@ -42,6 +46,9 @@ log = structlog.get_logger("flowengine.daemon.restore")
 
 REPEATABLE = frozenset({"stop_dial_out", "hangup", "play", "say", "stop_play"})
 """Commands that do no harm when sent twice: an unknown outcome is settled by sending again."""
+PROBED = frozenset({"answer"})
+"""Commands Daily refuses to repeat (a held call is routed to a room once): an unknown outcome
+is settled by sending again, and a refusal means the first sending was taken."""
 
 LeaseTaker = Callable[[str], Awaitable[int | None]]
 """Takes a call's lease for this daemon: its fencing token, or ``None`` when another holds it."""
@@ -134,8 +141,10 @@ async def take_back(
             resend.append(command)
         elif entry.key in results:
             await store.mark_command(entry.key, results[entry.key])
-        elif command.kind in REPEATABLE:
+        elif command.kind in REPEATABLE or command.kind in PROBED:
             await store.mark_command(entry.key, CommandState.PENDING)
+            if command.kind in PROBED:
+                telephony.probes.add(entry.key)
             resend.append(command)
         else:
             await store.mark_command(entry.key, CommandState.FAILED)

@@ -39,7 +39,8 @@ async def _serve(settings: Any) -> None:
     from .flows import FlowCatalog
 
     catalog = FlowCatalog.load(settings.flows)
-    _ensure_parent(settings.store)
+    if not settings.shared:
+        _ensure_parent(settings.store)
     store = await open_store(settings.store)
     daily = DailyClient(settings.daily_api_key, base_url=settings.daily_api_url)
     try:

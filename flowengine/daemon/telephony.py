@@ -1,9 +1,14 @@
 """The daemon's Telephony adapter: the runtime's commands as Daily REST requests and HTTP calls.
 
-Where it sits: under ``persistence.DurableTelephony`` (which journals and claims each command
-before it reaches this module) and over ``flowengine.daily.DailyClient`` (pacing, retries, the
-never-doubled rules). Every command of a call acts on the call's room, whose name the session
-keeps in ``call.room``. HTTP states go through ``BusinessHttp``, which refuses any host the
+Where it sits: under ``persistence.DurableTelephony`` (which journals each command and claims
+it through the send gate of ``flowengine.daily.gate``) and over ``flowengine.daily.DailyClient``
+(pacing, retries, the never-doubled rules). Every path of this module that acts passes the
+gate right before it does: Daily's requests in the client's requester (after the pacing slot of
+a paced one), ``http`` states' requests in ``BusinessHttp``. A path that acts on nothing (a
+prompt without a participant, a command missing its leg) never asks it.
+
+Every command of a call acts on the call's room, whose name the session keeps in
+``call.room``. HTTP states go through ``BusinessHttp``, which refuses any host the
 call's flow does not list in ``allowed_hosts`` (the checks already require a literal host; this
 is the daemon's own guard), and never follows redirects (a redirect could leave the list).
 
@@ -25,6 +30,7 @@ from .. import model as m
 from ..addresses import host_allowed, url_scheme_host
 from ..daily import DailyClient, DialOutRequest
 from ..daily.errors import DailyAPIError, DailyError
+from ..daily.gate import DailyNotSentError, pass_gate
 from ..daily.models import DIAL_OUT_FIELDS, Codecs
 from ..runtime import commands as c
 from ..runtime.ports import CommandResult
@@ -58,10 +64,15 @@ class BusinessHttp:
         self.client = client
 
     async def request(self, command: c.HttpRequest, allowed: tuple[str, ...]) -> CommandResult:
-        """Send the request; a timeout is ``error="timeout"``, as the runtime expects."""
+        """Send the request; a timeout is ``error="timeout"``, as the runtime expects.
+
+        Raises:
+            DailyNotSentError: the send gate refused the request; nothing was sent.
+        """
         scheme, host = url_scheme_host(command.url)
         if scheme not in ("http", "https") or not host or not host_allowed(host, allowed):
             return CommandResult.failure(f"host {host or '?'!r} is not in allowed_hosts")
+        await pass_gate(command.method, f"{scheme}://{host}")
         body = command.body
         try:
             response = await self.client.request(
@@ -95,6 +106,9 @@ class BusinessHttp:
 class RestTelephony:
     """Carries out a call's commands through Daily's REST API."""
 
+    gates_sends = True
+    """Every request it makes passes the send gate first (``DurableTelephony`` reads this)."""
+
     def __init__(
         self,
         daily: DailyClient,
@@ -111,10 +125,16 @@ class RestTelephony:
         self.metrics = metrics
 
     async def execute(self, command: c.Command) -> CommandResult:
-        """Perform one command; Daily's errors are raised (the caller settles them)."""
+        """Perform one command; Daily's errors are raised (the caller settles them).
+
+        Raises:
+            DailyNotSentError: the send gate refused the command's request; nothing was sent.
+        """
         started = time.perf_counter()
         try:
             return await self._execute(command)
+        except DailyNotSentError:
+            raise
         except DailyAPIError:
             self.metrics.daily_errors.labels(_ENDPOINTS.get(command.kind, command.kind)).inc()
             raise

@@ -30,6 +30,10 @@ pinless_call_update   POST /dialin/pinlessCallUpdate      no     retried; a 4xx 
 For every endpoint a connect error (the request never left) and a 429 (Daily refused it before
 acting) are retried, and any other 4xx is raised at once as ``DailyAPIError``. Retries back off
 exponentially with jitter, within ``RetryPolicy.max_attempts`` and ``RetryPolicy.max_elapsed``.
+
+A caller that records each request before it goes out sets a send gate (``gate.send_gate``):
+every request but a ``GET`` asks it once, after its pacing slot and right before its first
+attempt, and raises ``DailyNotSentError`` (nothing sent) when it refuses.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ a failure carrying the completion's error text, or ``timeout: ...`` when no comp
 within the timeout. A missing ``sessionId`` is filled from the leg the command names.
 
 Results are remembered by command key, so a command executed twice (a replayed call) is not
-performed twice while the participant lives.
+performed twice while the participant lives. Each call-client request that acts passes the send
+gate of ``gate.py`` right before it is made (after the limiter's slot for a paced one); a gate
+that refuses raises ``DailyNotSentError`` and nothing is requested.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from flowengine.daily.gate import pass_gate
 from flowengine.daily.limiter import Limiter
 from flowengine.daily.participant_client import (
     CallClientLike,
@@ -141,6 +144,7 @@ class RoomCommands:
         if not sid:
             return CommandResult.failure(f"{name}: no session id known for leg {leg!r}")
         body["sessionId"] = sid
+        await pass_gate("call-client", name)
 
         def invoke(c: CallClientLike, done: Completion) -> None:
             if isinstance(command, StopDialOut):
@@ -159,6 +163,7 @@ class RoomCommands:
 
     async def _start_dial_out(self, command: StartDialOut) -> CommandResult:
         settings = command.daily_body()
+        await pass_gate("call-client", "start_dialout")
         args, error = await request(
             self.client,
             "start_dialout",
@@ -192,6 +197,7 @@ class RoomCommands:
         remote = [pid for pid in self.client.participants() if pid != "local"]
         if not remote:
             return CommandResult.success()
+        await pass_gate("call-client", "eject_remote_participants")
         _, error = await request(
             self.client,
             "eject_remote_participants",

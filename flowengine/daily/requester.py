@@ -1,10 +1,12 @@
 """The request loop under ``DailyClient``: auth, pacing, retries, and mapping failures.
 
 ``Requester.call`` sends one Daily operation and applies the rules of ``retry.py``: what may be
-sent again, after how long, and which exception ends the attempt. It is the only code that
-touches httpx's request and exception types. The API key is set on each request by an
-``httpx.Auth`` from a ``Secret``, so no local variable of ours holds it, and httpx exceptions
-are chained only after their tracebacks (whose frames hold the headers) are dropped.
+sent again, after how long, and which exception ends the attempt. A request that acts (any but
+``GET``) passes the send gate of ``gate.py`` once: after its limiter slot for a paced endpoint,
+right before its first attempt; retries do not pass it again. It is the only code that touches
+httpx's request and exception types. The API key is set on each request by an ``httpx.Auth``
+from a ``Secret``, so no local variable of ours holds it, and httpx exceptions are chained
+only after their tracebacks (whose frames hold the headers) are dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from flowengine.daily.errors import (
     DailyServerError,
     DailyTransportError,
 )
+from flowengine.daily.gate import pass_gate
 from flowengine.daily.limiter import Limiter
 from flowengine.daily.models import JSONObject
 from flowengine.daily.retry import Endpoint, Repeat, RetryPolicy
@@ -135,7 +138,11 @@ class Requester:
         self._auth = BearerAuth(self.key)
 
     async def call(self, ep: Endpoint, path: str, body: JSONObject | None) -> JSONObject:
-        """Send one operation, retrying as ``ep`` allows; the JSON object Daily answered."""
+        """Send one operation, retrying as ``ep`` allows; the JSON object Daily answered.
+
+        Raises:
+            DailyNotSentError: the send gate refused the request; nothing was sent.
+        """
         started: float | None = None
         attempt = 0
         uncertain = False  # an earlier attempt may have reached Daily and acted
@@ -144,6 +151,8 @@ class Requester:
             if ep.paced:
                 await self.limiter.acquire()
             if started is None:
+                if ep.method != "GET":
+                    await pass_gate(ep.method, path)
                 started = self.clock()
             try:
                 response = await self.http.request(

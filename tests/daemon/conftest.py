@@ -16,7 +16,7 @@ import pytest
 
 from flowengine.daemon.app import Daemon
 from flowengine.daemon.settings import Settings
-from flowengine.daily import NO_RETRY, Secret
+from flowengine.daily import NO_RETRY, DailyClient, Secret
 from flowengine.emulator import Emulator
 from flowengine.emulator.emulator import DEFAULT_PINLESS_SECRET, DEFAULT_WEBHOOK_SECRET
 from flowengine.runtime.ports import VirtualClock
@@ -61,9 +61,9 @@ class Rig:
         self.store: Store | None = None
         self.client: httpx.AsyncClient | None = None
 
-    async def start_daemon(self, **kw: object) -> Daemon:
+    async def start_daemon(self, daily: DailyClient | None = None, **kw: object) -> Daemon:
         self.store = await SQLiteStore.open(self.db, clock=self.clock.now)
-        daily = self.emu.daily_client(retry=NO_RETRY, limiter=NoPacing())
+        daily = daily or self.emu.daily_client(retry=NO_RETRY, limiter=NoPacing())
         self.daemon = Daemon(
             settings(self.flows, **kw), store=self.store, daily=daily, clock=self.clock
         )
@@ -79,6 +79,20 @@ class Rig:
         assert self.store is not None
         assert self.client is not None
         await self.daemon.stop()
+        await self.client.aclose()
+        await self.store.close()
+        self.emu.set_webhook_target(None)
+        self.emu.set_dialin_target(None)
+        self.daemon = None
+
+    async def kill_daemon(self) -> None:
+        """Stop the daemon as SIGKILL would: work in flight is cut off, nothing drained."""
+        assert self.daemon is not None
+        assert self.store is not None
+        assert self.client is not None
+        await self.daemon.engine.aclose()
+        for task in list(self.daemon.persistence.background):
+            task.cancel()
         await self.client.aclose()
         await self.store.close()
         self.emu.set_webhook_target(None)
