@@ -116,6 +116,7 @@ class Daemon:
     async def start(self) -> list[Session]:
         """Restore every live call, start the flow poller, and begin accepting."""
         self.accepting = True  # restored calls' events may arrive while they are restored
+        await self.catalog.prepare(self.store)  # versions saved; pinned ones fetched back
         restored = await restore_calls(
             self.engine, self.persistence, self.telephony, track=self.calls.track
         )
