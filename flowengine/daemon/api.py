@@ -27,7 +27,7 @@ from ..addresses import is_e164, is_sip
 from ..daily import Secret
 from ..runtime.events import Event, normalise_name
 from ..runtime.session import RestoreError, Session
-from ..store import StoreError
+from ..store import CallRecord, StoreError
 from .calls import Calls, CallStartError
 from .metrics import CONTENT_TYPE, Metrics
 from .persistence import Persistence
@@ -94,8 +94,11 @@ class Api:
         metrics: Metrics,
         ready: Callable[[], bool],
         take_over: Callable[[str], Awaitable[object]] | None = None,
+        load_versions: Callable[[CallRecord], Awaitable[object]] | None = None,
     ) -> None:
         self.take_over = take_over
+        self.load_versions = load_versions
+        """Fetches the flow versions a stored call is pinned to, when this daemon lacks them."""
         """With several daemons: runs a call another daemon ran, if nobody runs it now."""
         self.calls = calls
         self.persistence = persistence
@@ -155,6 +158,8 @@ class Api:
             return session
         record = await self.persistence.store.load_call(call_id)
         if record is not None:
+            if self.load_versions is not None:
+                await self.load_versions(record)  # another daemon's, or an old version
             try:
                 return Session.from_json(record.snapshot, self.calls.catalog.flows)
             except RestoreError:

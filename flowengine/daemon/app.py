@@ -29,10 +29,10 @@ from ..daily import DailyClient, pinless_verifier, webhook_verifier
 from ..runtime.engine import Engine
 from ..runtime.ports import AsyncioClock, Clock
 from ..runtime.session import Session
-from ..store import Store
+from ..store import CallRecord, Store
 from .api import Api
 from .calls import Calls
-from .flows import FlowCatalog, ReloadResult
+from .flows import FlowCatalog, ReloadResult, pinned_versions
 from .ingress import Ingress
 from .metrics import Metrics
 from .ownership import Ownership
@@ -98,6 +98,7 @@ class Daemon:
                 clock=self.clock,
                 track=self.calls.track,
                 drop=self.calls.drop,
+                load_version=self._load_versions,
             )
             self.calls.lease = self.ownership.lease
             self.calls.release = self.ownership.release
@@ -119,10 +120,16 @@ class Daemon:
             metrics=self.metrics,
             ready=lambda: self.ready,
             take_over=take_over,
+            load_versions=self._load_versions,
         )
         self.accepting = False
         self.ready = False
         self._watcher: asyncio.Task[None] | None = None
+
+    async def _load_versions(self, record: CallRecord) -> None:
+        # A call another daemon started, or an old one, may be on a version not loaded here.
+        hashes = pinned_versions(record.flow_hash, record.snapshot)
+        await self.catalog.ensure_all(self.store, hashes)
 
     def _session(self, call_id: str) -> Session | None:
         return self.engine.get(call_id)
@@ -139,6 +146,7 @@ class Daemon:
     async def start(self) -> list[Session]:
         """Restore every live call, start the flow poller, and begin accepting."""
         self.accepting = True  # restored calls' events may arrive while they are restored
+        await self.catalog.prepare(self.store)  # versions saved; pinned ones fetched back
         lease = self.ownership.lease if self.ownership is not None else None
         restored = await restore_calls(
             self.engine, self.persistence, self.telephony, track=self.calls.track, lease=lease

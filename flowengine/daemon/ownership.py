@@ -38,7 +38,7 @@ import structlog
 from ..runtime.engine import Engine
 from ..runtime.ports import Clock
 from ..runtime.session import Session
-from ..store import Store, StoreError
+from ..store import CallRecord, Store, StoreError
 from .persistence import DurableTelephony, Persistence
 from .restore import take_back
 
@@ -51,7 +51,7 @@ WAKE_WAIT = 1.0
 
 Tracker = Callable[[Session], None]
 Dropper = Callable[[str], None]
-VersionLoader = Callable[[str], Awaitable[object]]
+VersionLoader = Callable[[CallRecord], Awaitable[object]]
 
 
 class Ownership:
@@ -65,8 +65,8 @@ class Ownership:
         clock: the daemon's clock (``now`` for timer claims).
         track: the call registry's ``track`` (a call taken over is indexed and counted).
         drop: the call registry's ``drop`` (a call lost to another daemon leaves memory).
-        load_version: makes a flow version known to the engine before a call on it is
-            rebuilt (a version another daemon loaded, kept in the store); optional.
+        load_version: makes the flow versions a call is pinned to known to the engine before
+            it is rebuilt (versions another daemon loaded, kept in the store); optional.
     """
 
     def __init__(
@@ -145,7 +145,7 @@ class Ownership:
             if record is None:
                 return None
             if self.load_version is not None:
-                await self.load_version(record.flow_hash)
+                await self.load_version(record)
             session = await take_back(
                 self.engine, self.persistence, self.telephony, record, self.track, self.lease
             )
@@ -230,12 +230,14 @@ class Ownership:
 
     async def _wake_loop(self) -> None:
         while True:
+            _stop_if_cancelled()
             try:
                 for call_id in await self.store.wakeups(self.owner, wait=WAKE_WAIT):
                     await self.woken(call_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a store hiccup must not stop the loop
+                _stop_if_cancelled()
                 log.warning("wake-ups not read", reason=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(WAKE_WAIT)
 
@@ -257,9 +259,18 @@ class Ownership:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a store hiccup must not stop the loop
+                _stop_if_cancelled()
                 log.warning(f"lease {name} failed", reason=f"{type(exc).__name__}: {exc}")
 
 
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _stop_if_cancelled() -> None:
+    # The Redis client may swallow a cancellation in the middle of a blocking read (an
+    # empty answer, or a connection error): the loop must still stop when asked to.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -171,14 +171,19 @@ class FlowSet:
         for flow in flows:
             self.add(flow)
 
-    def add(self, flow: m.Flow) -> CompiledFlow:
+    def add(self, flow: m.Flow, *, current: bool = True) -> CompiledFlow:
         """Add (or replace by name) a flow; older versions stay available by hash.
+
+        ``current=False`` adds the version by hash only: calls pinned to it can run, while new
+        calls keep getting the current version of its name (an old version fetched back for a
+        call that started on it).
 
         Raises:
             CompileError: the flow routes to a state that does not exist.
         """
         compiled = self._compiled[flow.content_hash] = compile_flow(flow)
-        self._by_name[flow.name] = flow
+        if current:
+            self._by_name[flow.name] = flow
         self._by_hash[flow.content_hash] = flow
         return compiled
 
@@ -197,6 +202,11 @@ class FlowSet:
             KeyError: no flow of that hash was added.
         """
         return self._compiled[content_hash]
+
+    @property
+    def versions(self) -> list[m.Flow]:
+        """Every version added, current or not, in the order first added."""
+        return list(self._by_hash.values())
 
     @property
     def names(self) -> list[str]:

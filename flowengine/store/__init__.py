@@ -2,8 +2,8 @@
 
 Where it sits: on top of the runtime, under the daemon. The daemon persists each call's
 snapshot (``Session.to_json()``), journal, command outbox and timers through a ``Store``, and
-restores every live call from it when it starts. ``open_store(url)`` picks the implementation
-from the ``--store`` URL:
+restores every live call from it when it starts; the store also keeps the flow versions those
+calls are pinned to. ``open_store(url)`` picks the implementation from the ``--store`` URL:
 
 - a path or ``sqlite:///relative.db`` / ``sqlite:////abs.db``: ``SQLiteStore``, the default;
 - ``memory://``: ``MemoryStore``, for tests only (``durable=False``);
@@ -43,6 +43,7 @@ from .errors import (
     StoreError,
     StoreUnavailableError,
 )
+from .flow_versions import FlowVersion
 from .memory import MemoryData, MemoryStore
 from .redis import RedisStore
 from .sqlite import MEMORY, SQLiteStore, sqlite_path
@@ -100,6 +101,7 @@ __all__ = [
     "CommitStats",
     "DueTimer",
     "EntryKind",
+    "FlowVersion",
     "JournalEntry",
     "JournalItem",
     "Lease",

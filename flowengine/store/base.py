@@ -12,6 +12,10 @@ holder of its lease only, and every write of it may carry the lease's fencing to
 with ``LeaseLostError`` once the lease has moved on; *timer claims* (``claim_timers``), so one
 daemon picks up a due timer of a call nobody runs; and *wake-ups* (``wakeups``), so an event
 accepted by one daemon reaches the call's owner.
+
+The store also keeps the *flow versions* calls are pinned to (``save_flow_version``,
+``flow_version``: the ``flow_versions.FlowVersions`` part of the Protocol), so a call can be
+restored on its version after the flow file changed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from .errors import StoreError
+from .flow_versions import FlowVersions
 
 DEFAULT_WEBHOOK_TTL = 3600.0
 """Seconds a webhook id is remembered: longer than Daily's retries of one delivery take."""
@@ -158,12 +163,13 @@ class Lease:
 
 
 @runtime_checkable
-class Store(Protocol):
+class Store(FlowVersions, Protocol):
     """Durable calls: what the daemon needs to answer 200, survive a crash and never repeat.
 
     Every method is a coroutine. Every write is durable when it returns (its transaction is
     committed), and a write that raises left nothing behind. Reads see every write that has
-    returned. Ids, keys and payloads are opaque text to the store.
+    returned. Ids, keys and payloads are opaque text to the store. The flow versions calls
+    are pinned to (``save_flow_version``, ``flow_version``) are in ``FlowVersions``.
     """
 
     async def create_call(

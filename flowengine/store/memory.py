@@ -5,7 +5,8 @@ Nothing here survives the process, so the daemon refuses it. Each operation runs
 changes anything, which is how it leaves nothing half-written. The data lives in a
 ``MemoryData`` that a second ``MemoryStore`` can be given, so tests can "reopen" a store.
 
-Its leases, timer claims and wake-ups are a ``LocalLeases`` kept in the ``MemoryData``.
+Its leases, timer claims and wake-ups are a ``LocalLeases`` kept in the ``MemoryData``, as are
+the flow versions (``flows``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .base import (
     entry_kind,
 )
 from .errors import CallNotFoundError, StoreConflictError, StoreError, StoreUnavailableError
+from .flow_versions import FlowVersion, check_flow_version
 from .local_leases import LocalLeases
 
 _SWEEP_EVERY = 1024
@@ -56,6 +58,8 @@ class MemoryData:
     claims: int = 0
     leases: LocalLeases = field(default_factory=LocalLeases)
     """Kept with the data, as Redis keeps them: a reopened store sees the leases still live."""
+    flows: dict[str, FlowVersion] = field(default_factory=dict)
+    """Flow versions by content hash."""
 
 
 class MemoryStore:
@@ -240,6 +244,20 @@ class MemoryStore:
     async def close(self) -> None:
         """See ``Store.close``; the data stays in ``self.data``."""
         self._closed = True
+
+    async def save_flow_version(self, flow_hash: str, *, name: str, source: str) -> bool:
+        """See ``Store.save_flow_version``."""
+        self._check_open()
+        check_flow_version(flow_hash, name)
+        if flow_hash in self.data.flows:
+            return False
+        self.data.flows[flow_hash] = FlowVersion(flow_hash, name, source, self._clock())
+        return True
+
+    async def flow_version(self, flow_hash: str) -> FlowVersion | None:
+        """See ``Store.flow_version``."""
+        self._check_open()
+        return self.data.flows.get(flow_hash)
 
     # -- leases, timer claims, wake-ups ------------------------------------------------------
 

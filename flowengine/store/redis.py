@@ -41,6 +41,7 @@ from .errors import (
     StoreError,
     StoreUnavailableError,
 )
+from .flow_versions import FlowVersion, check_flow_version
 from .redis_codec import (
     call_record,
     due_timer,
@@ -268,6 +269,18 @@ class RedisStore(RedisLeases):
             total += gone
             if gone < _PURGE_BATCH:
                 return total
+
+    async def save_flow_version(self, flow_hash: str, *, name: str, source: str) -> bool:
+        """See ``Store.save_flow_version``: the hash ``<prefix>:flow:<hash>``, set once."""
+        check_flow_version(flow_hash, name)
+        args = [flow_hash, name, source, seconds(self._clock())]
+        return bool(await self._write("save_flow", args))
+
+    async def flow_version(self, flow_hash: str) -> FlowVersion | None:
+        """See ``Store.flow_version``."""
+        fields = ["name", "source", "saved_at"]
+        row = await self._read(self.client.hmget(self._key("flow", flow_hash), fields))
+        return None if row[0] is None else FlowVersion(flow_hash, row[0], row[1], float(row[2]))
 
     async def close(self) -> None:
         """Send the queued writes, then disconnect; the data stays in Redis."""

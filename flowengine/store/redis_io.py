@@ -40,6 +40,7 @@ SOURCES: dict[str, str] = {
         "mark_command": lua.MARK_COMMAND,
         "claim_webhook": lua.CLAIM_WEBHOOK,
         "purge": lua.PURGE,
+        "save_flow": lua.SAVE_FLOW,
         "acquire": lua.ACQUIRE,
         "renew": lua.RENEW,
         "release": lua.RELEASE,

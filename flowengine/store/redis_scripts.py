@@ -287,6 +287,14 @@ end
 return #gone
 """
 
+SAVE_FLOW = r"""
+local h, name, source, now = arg(), arg(), arg(), arg()
+local fk = key('flow', h)
+if redis.call('EXISTS', fk) == 1 then return 0 end
+redis.call('HSET', fk, 'name', name, 'source', source, 'saved_at', now)
+return 1
+"""
+
 ACQUIRE = r"""
 local cid, owner, now, untl, ms = arg(), arg(), arg(), arg(), arg()
 local lk = key('lease', cid)

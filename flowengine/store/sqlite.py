@@ -37,6 +37,7 @@ from .base import (
 )
 from .batching import CommitStats, GroupCommitter
 from .errors import StoreConfigError, StoreError, StoreUnavailableError
+from .flow_versions import FlowVersion, check_flow_version
 from .local_leases import LocalLeases
 from .sqlite_schema import migrate
 
@@ -267,6 +268,15 @@ class SQLiteStore:
     async def purge_ended(self, before: float) -> int:
         """See ``Store.purge_ended``."""
         return await self._submit(ops.purge_ended, before)
+
+    async def save_flow_version(self, flow_hash: str, *, name: str, source: str) -> bool:
+        """See ``Store.save_flow_version``."""
+        check_flow_version(flow_hash, name)
+        return await self._submit(ops.save_flow_version, flow_hash, name, source, self._clock())
+
+    async def flow_version(self, flow_hash: str) -> FlowVersion | None:
+        """See ``Store.flow_version``."""
+        return await self._query(ops.flow_version, flow_hash)
 
     async def close(self) -> None:
         """Commit what is queued, stop both threads, checkpoint the WAL, release the file."""

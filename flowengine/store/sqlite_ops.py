@@ -23,6 +23,7 @@ from .base import (
     check_transition,
 )
 from .errors import CallNotFoundError, StoreConflictError, StoreError
+from .flow_versions import FlowVersion
 
 _SWEEP_BATCH = 4
 """Expired webhook ids deleted by each claim."""
@@ -183,6 +184,18 @@ def purge_ended(conn: sqlite3.Connection, before: float) -> int:
     return cur.rowcount
 
 
+def save_flow_version(
+    conn: sqlite3.Connection, flow_hash: str, name: str, source: str, now: float
+) -> bool:
+    """Insert a flow version unless its hash is there; whether it was new."""
+    cur = conn.execute(
+        "INSERT INTO flow_versions (flow_hash, name, source, saved_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (flow_hash) DO NOTHING",
+        (flow_hash, name, source, now),
+    )
+    return cur.rowcount == 1
+
+
 def _write_step(conn: sqlite3.Connection, step: Step, journal_len: int | None, now: float) -> None:
     """The journal, new commands and timers of a step whose call row is already written.
 
@@ -323,6 +336,15 @@ def due_timers(conn: sqlite3.Connection, now: float, limit: int | None) -> list[
         (now, -1 if limit is None else limit),
     )
     return [DueTimer(float(d), c, t) for d, c, t in rows]
+
+
+def flow_version(conn: sqlite3.Connection, flow_hash: str) -> FlowVersion | None:
+    """One flow version by its hash."""
+    row = conn.execute(
+        "SELECT flow_hash, name, source, saved_at FROM flow_versions WHERE flow_hash = ?",
+        (flow_hash,),
+    ).fetchone()
+    return None if row is None else FlowVersion(row[0], row[1], row[2], row[3])
 
 
 def _record(row: Any) -> CallRecord:

@@ -78,6 +78,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX webhooks_expiry ON webhooks (expires_at)",
     ),
+    # 2: the flow versions calls are pinned to, by content hash (kept: see flow_versions.py).
+    (
+        """
+        CREATE TABLE flow_versions (
+            flow_hash TEXT PRIMARY KEY,
+            name      TEXT NOT NULL,
+            source    TEXT NOT NULL,
+            saved_at  REAL NOT NULL
+        )
+        """,
+    ),
 )
 """The schema, as the steps from each version to the next."""
 

@@ -59,11 +59,11 @@ class Pair:
         self.stores.append(store)
         return store
 
-    async def start(self, name: str) -> Daemon:
+    async def start(self, name: str, flows: Path | None = None) -> Daemon:
         store = await self.open_store()
         daily = self.emu.daily_client(limiter=NoPacing())
         daemon = Daemon(
-            settings(self.flows, lease_ttl=TTL, owner=f"daemon-{name}"),
+            settings(flows or self.flows, lease_ttl=TTL, owner=f"daemon-{name}"),
             store=store,
             daily=daily,
             clock=self.clock,
@@ -249,3 +249,36 @@ async def test_a_stopping_daemon_releases_its_calls_to_the_others(pair: Pair) ->
     assert session.ended
     assert path_of(session) == ["welcome", "menu", "desk", "code", "bye"]
     assert [e.endpoint for e in pair.emu.log.side_effects()] == EXPECTED
+
+
+async def test_a_call_is_taken_over_on_a_flow_version_the_taker_never_loaded(
+    pair: Pair, tmp_path: Path
+) -> None:
+    async with asyncio.timeout(20):
+        # C is deployed with a newer desk flow (its menu sends 1 elsewhere) before the call.
+        newer = tmp_path / "newer"
+        newer.mkdir()
+        text = (pair.flows / "desk.yaml").read_text(encoding="utf-8")
+        (newer / "desk.yaml").write_text(
+            text.replace("options: {1: desk}", "options: {1: bye}"), encoding="utf-8"
+        )
+        await pair.daemons.pop("b").stop()
+        await pair.clients.pop("b").aclose()
+        c = await pair.start("c", newer)
+        pair.route(dialin="a", webhooks="a")
+        call_id = await _call_on_a(pair)
+        old = pair.daemons["a"].engine.get(call_id)
+        assert old is not None
+        assert c.catalog.flows.version(old.flow_hash) is None  # never loaded by C
+        await pair.die("a")
+        pair.route(dialin="c", webhooks="c")
+        await pair.press("c", call_id, "1")
+        await pair.advance(TTL + 1.5)
+        session = c.engine.get(call_id)
+        assert session is not None
+        await pair.advance(4)
+    assert session.flow_hash == old.flow_hash  # finished on the version it started on
+    assert path_of(session) == ["welcome", "menu", "desk", "code", "bye"]
+    current = c.catalog.flows.get("desk")
+    assert current is not None
+    assert current.content_hash != old.flow_hash  # new calls still get C's version

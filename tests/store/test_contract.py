@@ -2,7 +2,8 @@
 
 Whatever a store is built on, it must behave exactly as these tests say: versions and
 compare-and-set, atomic appends, journal numbering, the outbox's states, webhook dedupe with
-a TTL, due timers, the inbox, and everything still there when the store is reopened.
+a TTL, due timers, the inbox, the flow versions calls are pinned to, and everything still there
+when the store is reopened.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flowengine.store import (
     CommandState,
     DueTimer,
     EntryKind,
+    FlowVersion,
     Store,
     StoreConflictError,
     StoreError,
@@ -504,6 +506,78 @@ class TestReopen:
         with pytest.raises(StoreUnavailableError, match="^the store is closed$"):
             await store.append("c1", expected_version=1)
         await store.close()  # twice is fine
+
+
+class TestFlowVersions:
+    HASH = "a" * 64
+    SOURCE = json.dumps({"files": {"desk.yaml": "name: desk\nstart: bye\n  é ✓"}})
+
+    async def test_a_saved_version_comes_back_as_saved(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        assert await store.save_flow_version(self.HASH, name="desk", source=self.SOURCE)
+        assert await store.flow_version(self.HASH) == FlowVersion(
+            self.HASH, "desk", self.SOURCE, EPOCH
+        )
+
+    async def test_saving_a_hash_again_is_a_no_op(self, store: Store, clock: FakeClock) -> None:
+        assert await store.save_flow_version(self.HASH, name="desk", source=self.SOURCE) is True
+        clock.advance(5)
+        assert await store.save_flow_version(self.HASH, name="desk", source=self.SOURCE) is False
+        assert await store.save_flow_version(self.HASH, name="other", source="{}") is False
+        assert await store.flow_version(self.HASH) == FlowVersion(
+            self.HASH, "desk", self.SOURCE, EPOCH
+        )
+
+    async def test_an_unknown_hash_is_none(self, store: Store) -> None:
+        assert await store.flow_version("b" * 64) is None
+        await store.save_flow_version(self.HASH, name="desk", source=self.SOURCE)
+        assert await store.flow_version("b" * 64) is None
+        assert await store.flow_version("") is None
+
+    async def test_several_versions_of_one_flow_are_kept_apart(self, store: Store) -> None:
+        hashes = [str(i) * 64 for i in range(3)]
+        saved = await asyncio.gather(
+            *(store.save_flow_version(h, name="desk", source=f"v{h[0]}") for h in hashes)
+        )
+        assert saved == [True, True, True]
+        for h in hashes:
+            version = await store.flow_version(h)
+            assert version is not None
+            assert (version.name, version.source) == ("desk", f"v{h[0]}")
+
+    async def test_concurrent_saves_of_one_hash_make_one_new_version(self, store: Store) -> None:
+        saved = await asyncio.gather(
+            *(store.save_flow_version(self.HASH, name="desk", source="s") for _ in range(10))
+        )
+        assert sorted(saved) == [False] * 9 + [True]
+
+    async def test_a_version_needs_a_hash_and_a_name(self, store: Store) -> None:
+        with pytest.raises(StoreError, match="content hash"):
+            await store.save_flow_version("", name="desk", source="s")
+        with pytest.raises(StoreError, match="name"):
+            await store.save_flow_version(self.HASH, name="", source="s")
+        assert await store.flow_version(self.HASH) is None
+
+    async def test_versions_outlive_a_purge_and_a_reopen(
+        self, harness: Harness, store: Store, clock: FakeClock
+    ) -> None:
+        await store.save_flow_version(self.HASH, name="desk", source=self.SOURCE)
+        await new_call(store)
+        await store.end_call("c1")
+        clock.advance(10)
+        assert await store.purge_ended(clock.now) == 1
+        reopened = await harness.reopen()
+        assert await reopened.flow_version(self.HASH) == FlowVersion(
+            self.HASH, "desk", self.SOURCE, EPOCH
+        )
+
+    async def test_a_closed_store_refuses_versions(self, store: Store) -> None:
+        await store.close()
+        with pytest.raises(StoreUnavailableError):
+            await store.save_flow_version(self.HASH, name="desk", source="s")
+        with pytest.raises(StoreUnavailableError):
+            await store.flow_version(self.HASH)
 
 
 async def test_the_inbox_of_all_calls_is_by_call_then_in_order(store: Store) -> None:

@@ -18,7 +18,7 @@ from flowengine.store import (
     open_store,
     sqlite_path,
 )
-from flowengine.store.sqlite_schema import SCHEMA_VERSION
+from flowengine.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 from .conftest import FakeClock
 
@@ -99,7 +99,7 @@ class TestFile:
             assert probe.execute("PRAGMA journal_mode").fetchone() == ("wal",)
             assert probe.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
             tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master")}
-            assert {"calls", "journal", "outbox", "timers", "webhooks"} <= tables
+            assert {"calls", "journal", "outbox", "timers", "webhooks", "flow_versions"} <= tables
             probe.close()
 
     async def test_reads_do_not_wait_for_a_batch_in_progress(self, tmp_path: Path) -> None:
@@ -127,6 +127,29 @@ class TestFile:
                 await SQLiteStore.open(path)
         async with await SQLiteStore.open(path):  # closing released it
             pass
+
+    async def test_a_file_of_schema_1_is_migrated_and_keeps_its_calls(self, tmp_path: Path) -> None:
+        path = tmp_path / "old.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO calls (call_id, flow, flow_hash, snapshot, version, status,"
+            " created_at, updated_at) VALUES ('c1', 'desk', 'h1', '{}', 3, 'live', 1.0, 2.0)"
+        )
+        conn.close()
+        async with await SQLiteStore.open(path) as store:
+            record = await store.load_call("c1")
+            assert record is not None
+            assert (record.flow_hash, record.version) == ("h1", 3)
+            assert await store.save_flow_version("h1", name="desk", source="{}") is True
+            version = await store.flow_version("h1")
+            assert version is not None
+            assert version.source == "{}"
+        probe = sqlite3.connect(path)
+        assert probe.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        probe.close()
 
     async def test_a_file_from_a_newer_flowengine_is_refused(self, tmp_path: Path) -> None:
         path = tmp_path / "new.db"
