@@ -5,11 +5,12 @@ it in-process (``httpx.ASGITransport``, Starlette's ``TestClient``) against the 
 Nothing here is global: ``create_app(settings, store=..., daily=..., clock=...)`` builds one
 daemon from what it is given, and the caller closes the store and the client it passed in.
 
-Lifecycle: ``start()`` restores every live call of the store and starts the hot-reload
-poller; only then is the daemon ready (``/readyz``). ``stop()`` (SIGTERM, through uvicorn's
-lifespan) stops accepting (the ingress answers 503), waits up to ``drain_timeout`` for
-in-flight events and commands, waits for every append, and stops the engine. What was not
-finished is in the store and is taken back by the next start.
+Lifecycle: ``start()`` restores every live call of the store (with room agents on, each
+gets a participant in its room: ``rooms.py``) and starts the hot-reload poller; only then is
+the daemon ready (``/readyz``). ``stop()`` (SIGTERM, through uvicorn's lifespan) stops
+accepting (the ingress answers 503), and within ``drain_timeout`` makes the participants
+leave, waits for in-flight events and commands and for every append; then it stops the
+engine. What was not finished is in the store and is taken back by the next start.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from ..daily import DailyClient, pinless_verifier, webhook_verifier
+from ..daily.participant_client import AudioFactory, ClientFactory
 from ..runtime.engine import Engine
-from ..runtime.ports import AsyncioClock, Clock
+from ..runtime.ports import AsyncioClock, Clock, Telephony
 from ..runtime.session import Session
 from ..store import Store
 from .api import Api
@@ -34,6 +36,7 @@ from .flows import FlowCatalog, ReloadResult
 from .ingress import Ingress
 from .metrics import Metrics
 from .persistence import DurableTelephony, Persistence, restore_calls
+from .rooms import RoomAgents, warn_keys_without_agent
 from .settings import Settings
 from .telephony import BusinessHttp, RestTelephony
 
@@ -53,6 +56,8 @@ class Daemon:
         catalog: FlowCatalog | None = None,
         http: httpx.AsyncClient | None = None,
         metrics: Metrics | None = None,
+        client_factory: ClientFactory | None = None,
+        audio_factory: AudioFactory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -69,7 +74,21 @@ class Daemon:
             flows=lambda s: self.catalog.flows.version(s.flow_hash),
             metrics=self.metrics,
         )
-        self.telephony = DurableTelephony(self.rest, self.persistence)
+        self.rooms: RoomAgents | None = None
+        inner: Telephony = self.rest
+        if settings.room_agent == "daily":  # in-room when the call's participant is in
+            self.rooms = RoomAgents(
+                daily,
+                self.persistence,
+                fallback=self.rest,
+                flows=self.catalog.flows,
+                clock=self.clock,
+                prompts_dir=settings.flows,
+                client_factory=client_factory,
+                audio_factory=audio_factory,
+            )
+            inner = self.rooms.router
+        self.telephony = DurableTelephony(inner, self.persistence)
         self.engine = Engine(
             self.catalog.flows,
             self.telephony,
@@ -79,7 +98,13 @@ class Daemon:
         )
         self.persistence.bind(self.engine)
         self.calls = Calls(
-            self.engine, self.persistence, self.catalog, daily, self.metrics, self.clock
+            self.engine,
+            self.persistence,
+            self.catalog,
+            daily,
+            self.metrics,
+            self.clock,
+            agents=self.rooms,
         )
         now = self.clock.now
         self.ingress = Ingress(
@@ -119,6 +144,10 @@ class Daemon:
         restored = await restore_calls(
             self.engine, self.persistence, self.telephony, track=self.calls.track
         )
+        if self.rooms is not None:
+            self.rooms.reopen(restored)
+        else:
+            warn_keys_without_agent(self.catalog.current())
         if self.settings.reload_interval > 0:
             self._watcher = asyncio.get_running_loop().create_task(
                 self.catalog.watch(self.settings.reload_interval, self._on_reload)
@@ -141,6 +170,8 @@ class Daemon:
                 await self._watcher
         try:
             async with asyncio.timeout(self.settings.drain_timeout):
+                if self.rooms is not None:
+                    await self.rooms.aclose()  # every participant leaves the room
                 await self.engine.idle()
                 await self.persistence.drain()
         except TimeoutError:

@@ -80,6 +80,12 @@ def _ensure_parent(store: str) -> None:
 )
 @click.option("--reload-interval", default=2.0, show_default=True, help="0 turns reload off.")
 @click.option("--drain-timeout", default=10.0, show_default=True, help="Seconds to drain.")
+@click.option(
+    "--room-agent",
+    type=click.Choice(["auto", "daily", "off"]),
+    default=None,
+    help="An in-room participant per call [default: auto: daily when daily-python is installed].",
+)
 def serve(
     host: str,
     port: int,
@@ -88,11 +94,13 @@ def serve(
     log_format: str | None,
     reload_interval: float,
     drain_timeout: float,
+    room_agent: str | None,
 ) -> None:
     """Run the daemon: Daily webhooks and dial-in in, durable calls, metrics.
 
     Secrets come from the environment: DAILY_API_KEY, DAILY_WEBHOOK_SECRET,
     DAILY_PINLESS_SECRET, FLOWENGINE_API_TOKEN (DAILY_API_URL points at an emulator).
+    FLOWENGINE_ROOM_AGENT is --room-agent's default.
     """
     from ..errors import FlowEngineError, FlowValidationError
     from . import logs
@@ -108,6 +116,7 @@ def serve(
             log_format=fmt,
             reload_interval=reload_interval,
             drain_timeout=drain_timeout,
+            room_agent=room_agent,
         )
         logs.configure(settings.log_format)
         asyncio.run(_serve(settings))

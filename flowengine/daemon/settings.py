@@ -24,6 +24,7 @@ from ..errors import FlowEngineError
 
 DEFAULT_STORE = ".flowengine/calls.db"
 LOG_FORMATS = ("json", "console")
+ROOM_AGENTS = ("auto", "daily", "off")
 MIN_TOKEN_LENGTH = 16
 """A bearer token shorter than this is refused: it would be guessable."""
 
@@ -59,6 +60,8 @@ class Settings:
     """Seconds a graceful shutdown waits for in-flight events and commands."""
     room_sip_domain: str | None = None
     """The SIP host of the domain's rooms (``<domain>.sip.daily.co``), for room transfers."""
+    room_agent: str = "off"
+    """``daily``: an in-room participant per call (``rooms.py``); ``off``: none."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, object]:
@@ -71,6 +74,7 @@ class Settings:
             "daily_api_url": self.daily_api_url,
             "log_format": self.log_format,
             "reload_interval": self.reload_interval,
+            "room_agent": self.room_agent,
             "secrets": "DAILY_API_KEY, DAILY_WEBHOOK_SECRET, DAILY_PINLESS_SECRET, "
             "FLOWENGINE_API_TOKEN set",
         }
@@ -92,6 +96,24 @@ def _hmac(env: Mapping[str, str], name: str) -> Secret:
     return secret
 
 
+def _room_agent(value: str, api_url: str) -> str:
+    """``--room-agent`` resolved to ``daily`` or ``off``."""
+    from .rooms import daily_python_installed  # imports daily-python, only when asked
+
+    if value not in ROOM_AGENTS:
+        raise SettingsError("--room-agent", f"choose one of {', '.join(ROOM_AGENTS)}")
+    if value == "off":
+        return "off"
+    installed = daily_python_installed()
+    if value == "daily" and not installed:
+        raise SettingsError(
+            "--room-agent", "daily needs daily-python: install flowengine[daily] (or choose off)"
+        )
+    if value == "auto" and (not installed or api_url.startswith("http://")):
+        return "off"  # no daily-python, or a local emulator whose rooms it cannot join
+    return "daily"
+
+
 def load_settings(
     *,
     flows: str | os.PathLike[str],
@@ -102,6 +124,7 @@ def load_settings(
     log_format: str = "console",
     reload_interval: float = 2.0,
     drain_timeout: float = 10.0,
+    room_agent: str | None = None,
 ) -> Settings:
     """Check the flags and read the environment.
 
@@ -152,4 +175,7 @@ def load_settings(
         reload_interval=reload_interval,
         drain_timeout=drain_timeout,
         room_sip_domain=env.get("DAILY_ROOM_SIP_DOMAIN", "").strip() or None,
+        room_agent=_room_agent(
+            room_agent or env.get("FLOWENGINE_ROOM_AGENT", "").strip() or "auto", api_url
+        ),
     )
