@@ -2,7 +2,9 @@
 
 The daemon and the emulator run in-process as in ``conftest.py``; the participants are built
 with the fake ``CallClient`` of ``tests/daily/test_participant.py`` (daily-python's method
-names and completion shapes, answering on a thread of its own).
+names and completion shapes, answering on a thread of its own). The last test runs the
+participants on ``flowengine.harness.room_client`` instead: the emulator's room events and
+REST API, with the emulator served on loopback.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from structlog.testing import capture_logs
 from flowengine.daemon.app import Daemon
 from flowengine.daemon.rooms import RoomAgents
 from flowengine.daemon.settings import SettingsError, load_settings
+from flowengine.emulator import Callee, Caller
+from flowengine.emulator.farends import Press
+from flowengine.emulator.server import EmulatorServer
+from flowengine.harness.room_client import NullAudio, emulator_client_factory
 from flowengine.runtime.events import Event
 from flowengine.runtime.ports import VirtualClock
 from tests.daily.test_participant import FakeAudio, FakeCallClient
@@ -285,3 +291,36 @@ async def test_without_room_agents_a_flow_waiting_for_keys_is_named_at_startup(
     finally:
         await rig.stop_daemon()
         await rig.emu.aclose()
+
+
+# -- the emulator-backed call client -------------------------------------------------------------
+
+
+async def test_a_whole_call_with_participants_on_the_emulator_instead_of_the_bridge(
+    tmp_path: Path, flows_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = Rig(flows_dir, tmp_path / "calls.db", VirtualClock())
+    async with EmulatorServer(rig.emu, "127.0.0.1", 0) as server:
+        factory = emulator_client_factory(server.base_url, rig.emu.api_key, poll_wait=0.2)
+        daemon = partial(Daemon, client_factory=factory, audio_factory=NullAudio)
+        monkeypatch.setattr(conftest, "Daemon", daemon)
+        await rig.start_daemon(room_agent="daily")
+        try:
+            async with asyncio.timeout(30):
+                rig.emu.callee("+14155550111", Callee.answers(after=1))
+                inbound = await rig.emu.place_call(
+                    "+14155550100", "+14155550123", caller=Caller(keys=(Press(3.0, "1"),))
+                )
+                call_id = "in-" + inbound.call_id
+                await rig.settle()
+                await until(rig, lambda: call_id in agents(rig).router.participants)
+                await rig.advance(4)  # connected, then the caller presses 1 in the room
+                await until(rig, lambda: state(rig, call_id) != "menu")
+                await rig.advance(4)  # the desk answers after 1 s; tones sent in-room; hang-up
+                await until(rig, lambda: state(rig, call_id) == "bye")
+        finally:
+            await rig.stop_daemon()
+    effects = [e.endpoint for e in rig.emu.log.side_effects()]
+    assert [e for e in effects if e != "meeting-tokens/create"] == EXPECTED
+    assert rig.emu.inroom.dtmf(call_id) == "1"
+    await rig.emu.aclose()
