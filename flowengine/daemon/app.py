@@ -6,12 +6,13 @@ Nothing here is global: ``create_app(settings, store=..., daily=..., clock=...)`
 daemon from what it is given, and the caller closes the store and the client it passed in.
 
 Lifecycle: ``start()`` restores every live call of the store (on a shared store, every one no
-other daemon runs: ``ownership.py``), then starts the hot-reload poller and, on a shared store,
-the lease loops; only then is the daemon ready (``/readyz``). ``stop()`` (SIGTERM, through uvicorn's
-lifespan) stops accepting (the ingress answers 503), waits up to ``drain_timeout`` for
-in-flight events and commands, waits for every append, stops the engine and releases its
-leases. What was not finished is in the store and is taken back by the next start, or at once
-by another daemon on the same shared store.
+other daemon runs: ``ownership.py``; with room agents on, each gets a participant in its room:
+``rooms.py``), then starts the hot-reload poller and, on a shared store, the lease loops; only
+then is the daemon ready (``/readyz``). ``stop()`` (SIGTERM, through uvicorn's lifespan) stops
+accepting (the ingress answers 503), and within ``drain_timeout`` makes the participants
+leave, waits for in-flight events and commands and for every append; then it stops the engine
+and releases its leases. What was not finished is in the store and is taken back by the next
+start, or at once by another daemon on the same shared store.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from ..daily import DailyClient, pinless_verifier, webhook_verifier
+from ..daily.participant_client import AudioFactory, ClientFactory
 from ..runtime.engine import Engine
-from ..runtime.ports import AsyncioClock, Clock
+from ..runtime.ports import AsyncioClock, Clock, Telephony
 from ..runtime.session import Session
 from ..store import CallRecord, Store
 from .api import Api
@@ -38,6 +40,7 @@ from .metrics import Metrics
 from .ownership import Ownership
 from .persistence import DurableTelephony, Persistence
 from .restore import restore_calls
+from .rooms import RoomAgents, warn_keys_without_agent
 from .settings import Settings
 from .telephony import BusinessHttp, RestTelephony
 
@@ -58,6 +61,8 @@ class Daemon:
         http: httpx.AsyncClient | None = None,
         metrics: Metrics | None = None,
         shared: bool | None = None,
+        client_factory: ClientFactory | None = None,
+        audio_factory: AudioFactory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -74,7 +79,21 @@ class Daemon:
             flows=lambda s: self.catalog.flows.version(s.flow_hash),
             metrics=self.metrics,
         )
-        self.telephony = DurableTelephony(self.rest, self.persistence)
+        self.rooms: RoomAgents | None = None
+        inner: Telephony = self.rest
+        if settings.room_agent == "daily":  # in-room when the call's participant is in
+            self.rooms = RoomAgents(
+                daily,
+                self.persistence,
+                fallback=self.rest,
+                flows=self.catalog.flows,
+                clock=self.clock,
+                prompts_dir=settings.flows,
+                client_factory=client_factory,
+                audio_factory=audio_factory,
+            )
+            inner = self.rooms.router
+        self.telephony = DurableTelephony(inner, self.persistence)
         self.engine = Engine(
             self.catalog.flows,
             self.telephony,
@@ -84,7 +103,13 @@ class Daemon:
         )
         self.persistence.bind(self.engine)
         self.calls = Calls(
-            self.engine, self.persistence, self.catalog, daily, self.metrics, self.clock
+            self.engine,
+            self.persistence,
+            self.catalog,
+            daily,
+            self.metrics,
+            self.clock,
+            agents=self.rooms,
         )
         self.ownership: Ownership | None = None
         if settings.shared if shared is None else shared:
@@ -96,7 +121,7 @@ class Daemon:
                 owner=settings.owner,
                 ttl=settings.lease_ttl,
                 clock=self.clock,
-                track=self.calls.track,
+                track=self._track_taken,
                 drop=self.calls.drop,
                 load_version=self._load_versions,
             )
@@ -126,6 +151,13 @@ class Daemon:
         self.ready = False
         self._watcher: asyncio.Task[None] | None = None
 
+    def _track_taken(self, session: Session) -> None:
+        # A call taken over from another daemon: indexed and counted, and a participant in
+        # its room when room agents are on.
+        self.calls.track(session)
+        if self.rooms is not None:
+            self.rooms.reopen([session])
+
     async def _load_versions(self, record: CallRecord) -> None:
         # A call another daemon started, or an old one, may be on a version not loaded here.
         hashes = pinned_versions(record.flow_hash, record.snapshot)
@@ -153,6 +185,10 @@ class Daemon:
         )
         if self.ownership is not None:
             self.ownership.start()
+        if self.rooms is not None:
+            self.rooms.reopen(restored)
+        else:
+            warn_keys_without_agent(self.catalog.current())
         if self.settings.reload_interval > 0:
             self._watcher = asyncio.get_running_loop().create_task(
                 self.catalog.watch(self.settings.reload_interval, self._on_reload)
@@ -169,12 +205,16 @@ class Daemon:
     async def stop(self) -> None:
         """Stop accepting, drain what is in flight, persist, stop the engine."""
         self.accepting = self.ready = False
+        if self.ownership is not None:
+            self.ownership.taking = False  # leases still renewed while draining
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         try:
             async with asyncio.timeout(self.settings.drain_timeout):
+                if self.rooms is not None:
+                    await self.rooms.aclose()  # every participant leaves the room
                 await self.engine.idle()
                 await self.persistence.drain()
         except TimeoutError:

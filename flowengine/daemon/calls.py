@@ -9,8 +9,8 @@ Starting a call: the session is created, stored (``create_call``), the room is c
 only then is ``start`` posted, so no event can reach a call the store does not know. A
 pinless request repeated by Daily (same ``callId``) finds the call and is answered 200 again.
 Every handled event passes through ``on_step``: metrics, the session-id index, and on the
-call's end its CDR line; ended calls leave the engine after ``keep_ended`` seconds (their
-record stays in the store).
+call's end its CDR line (and its room agent, if any, leaves: ``rooms.py``); ended calls
+leave the engine after ``keep_ended`` seconds (their record stays in the store).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncio
 import re
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -35,6 +35,9 @@ from .logs import call_fields, log_cdr
 from .metrics import Metrics
 from .persistence import Persistence
 from .restore import LeaseTaker
+
+if TYPE_CHECKING:
+    from .rooms import RoomAgents
 
 log = structlog.get_logger("flowengine.daemon.calls")
 
@@ -70,6 +73,7 @@ class Calls:
         clock: Clock,
         *,
         keep_ended: float = 300.0,
+        agents: RoomAgents | None = None,
     ) -> None:
         self.engine = engine
         self.persistence = persistence
@@ -78,6 +82,8 @@ class Calls:
         self.metrics = metrics
         self.clock = clock
         self.keep_ended = keep_ended
+        self.agents = agents
+        """The calls' in-room participants (``rooms.py``), when room agents are on."""
         self._by_session: dict[str, str] = {}
         self._by_room: dict[str, str] = {}
         self._live: set[str] = set()
@@ -127,6 +133,8 @@ class Calls:
             self.metrics.calls_active.labels(flow).dec()
             self.metrics.calls_ended.labels(flow, session.outcome or "unknown").inc()
             log_cdr(session, self.clock.now())
+            if self.agents is not None:
+                self.agents.close(session.call_id)
             self.clock.call_later(self.keep_ended, self._forget, session.call_id)
 
     async def stored(self, room: str) -> str | None:
@@ -145,6 +153,8 @@ class Calls:
         self._forget(call_id)
 
     def _forget(self, call_id: str) -> None:
+        if self.agents is not None:
+            self.agents.close(call_id)
         session = self.engine.remove(call_id)
         fenced = self.persistence.fence(call_id) is not None
         self.persistence.forget(call_id)
@@ -245,13 +255,15 @@ class Calls:
         self.metrics.calls_started.labels(flow.name, str(info["direction"])).inc()
         bound = log.bind(**call_fields(session), version=flow.content_hash[:12])
         try:
-            await self.daily.create_room(room)
+            created = await self.daily.create_room(room)
         except Exception as exc:
             bound.error("room not created; the call is dropped", reason=str(exc))
             # Posting a hang-up ends the call through the flow's own path, persisted as usual.
             self.engine.post(call_id, ev.hangup())
             raise CallStartError(502, "Daily did not create the call's room") from exc
         self.engine.post(call_id, ev.start())
+        if self.agents is not None:
+            self.agents.open(session, created.url)  # joins the room in the background
         bound.info("call started", direction=info["direction"], to=info["to"])
         return session
 

@@ -98,6 +98,8 @@ class Ownership:
         self.taken_over = 0
         """Calls this daemon took from another (a dead or paused one) since it started."""
         self._taking: set[str] = set()
+        self.taking = True
+        """False once the daemon stops: it keeps renewing what it holds, and takes nothing."""
         self._tasks: list[asyncio.Task[None]] = []
         persistence.owner = owner
         persistence.on_lost = self.lost
@@ -137,7 +139,7 @@ class Ownership:
 
     async def take_over(self, call_id: str) -> Session | None:
         """Run a call nobody runs (its lease lapsed or was released); ``None`` if not taken."""
-        if self.engine.get(call_id) is not None or call_id in self._taking:
+        if not self.taking or self.engine.get(call_id) is not None or call_id in self._taking:
             return None
         self._taking.add(call_id)
         try:

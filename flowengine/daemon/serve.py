@@ -88,6 +88,12 @@ def _ensure_parent(store: str) -> None:
     help="Several daemons on Redis: seconds before a dead daemon's calls are taken over.",
 )
 @click.option("--owner", default=None, help="This daemon's name among several [default: host:pid].")
+@click.option(
+    "--room-agent",
+    type=click.Choice(["auto", "daily", "off"]),
+    default=None,
+    help="An in-room participant per call [default: auto: daily when daily-python is installed].",
+)
 def serve(
     host: str,
     port: int,
@@ -98,11 +104,13 @@ def serve(
     drain_timeout: float,
     lease_ttl: float,
     owner: str | None,
+    room_agent: str | None,
 ) -> None:
     """Run the daemon: Daily webhooks and dial-in in, durable calls, metrics.
 
     Secrets come from the environment: DAILY_API_KEY, DAILY_WEBHOOK_SECRET,
     DAILY_PINLESS_SECRET, FLOWENGINE_API_TOKEN (DAILY_API_URL points at an emulator).
+    FLOWENGINE_ROOM_AGENT is --room-agent's default.
     """
     from ..errors import FlowEngineError, FlowValidationError
     from . import logs
@@ -120,6 +128,7 @@ def serve(
             drain_timeout=drain_timeout,
             lease_ttl=lease_ttl,
             owner=owner,
+            room_agent=room_agent,
         )
         logs.configure(settings.log_format)
         asyncio.run(_serve(settings))

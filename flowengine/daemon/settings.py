@@ -28,6 +28,7 @@ DEFAULT_STORE = ".flowengine/calls.db"
 LOG_FORMATS = ("json", "console")
 SHARED_STORES = ("redis://", "rediss://", "unix://")
 """Store URLs several daemons may share (the others are held by one process)."""
+ROOM_AGENTS = ("auto", "daily", "off")
 MIN_TOKEN_LENGTH = 16
 """A bearer token shorter than this is refused: it would be guessable."""
 
@@ -68,6 +69,8 @@ class Settings:
     """This daemon's owner id among several (default: host, process id, a random part)."""
     room_sip_domain: str | None = None
     """The SIP host of the domain's rooms (``<domain>.sip.daily.co``), for room transfers."""
+    room_agent: str = "off"
+    """``daily``: an in-room participant per call (``rooms.py``); ``off``: none."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -88,6 +91,7 @@ class Settings:
             "shared_store": self.shared,
             "owner": self.owner,
             "lease_ttl": self.lease_ttl,
+            "room_agent": self.room_agent,
             "secrets": "DAILY_API_KEY, DAILY_WEBHOOK_SECRET, DAILY_PINLESS_SECRET, "
             "FLOWENGINE_API_TOKEN set",
         }
@@ -115,6 +119,24 @@ def _hmac(env: Mapping[str, str], name: str) -> Secret:
     return secret
 
 
+def _room_agent(value: str, api_url: str) -> str:
+    """``--room-agent`` resolved to ``daily`` or ``off``."""
+    from .rooms import daily_python_installed  # imports daily-python, only when asked
+
+    if value not in ROOM_AGENTS:
+        raise SettingsError("--room-agent", f"choose one of {', '.join(ROOM_AGENTS)}")
+    if value == "off":
+        return "off"
+    installed = daily_python_installed()
+    if value == "daily" and not installed:
+        raise SettingsError(
+            "--room-agent", "daily needs daily-python: install flowengine[daily] (or choose off)"
+        )
+    if value == "auto" and (not installed or api_url.startswith("http://")):
+        return "off"  # no daily-python, or a local emulator whose rooms it cannot join
+    return "daily"
+
+
 def load_settings(
     *,
     flows: str | os.PathLike[str],
@@ -127,6 +149,7 @@ def load_settings(
     drain_timeout: float = 10.0,
     lease_ttl: float = 15.0,
     owner: str | None = None,
+    room_agent: str | None = None,
 ) -> Settings:
     """Check the flags and read the environment.
 
@@ -184,4 +207,7 @@ def load_settings(
         lease_ttl=lease_ttl,
         owner=owner,
         room_sip_domain=env.get("DAILY_ROOM_SIP_DOMAIN", "").strip() or None,
+        room_agent=_room_agent(
+            room_agent or env.get("FLOWENGINE_ROOM_AGENT", "").strip() or "auto", api_url
+        ),
     )
