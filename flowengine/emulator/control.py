@@ -71,7 +71,7 @@ def control_routes(emu: Emulator) -> list[Route]:
         ]
         deliveries = [
             {"id": d.event_id, "type": d.type, "time": d.time, "status": d.status}
-            | {"error": d.error, "attempt": d.attempt, "copy": d.copy}
+            | {"error": d.error, "attempt": d.attempt, "copy": d.copy, "url": d.url}
             for d in sender.deliveries
         ]
         return JSONResponse({"state": sender.state, "events": events, "deliveries": deliveries})

@@ -10,11 +10,13 @@ caller is in the room: ``dialin.connected`` then ``participant.joined``. From th
 caller's keys arrive in-room as ``dtmf-event`` (never as a webhook), and hanging up sends
 ``participant.left`` then ``dialin.stopped``. A pinless request answered with anything but
 200 rejects the call (Daily would play ``timeout_config.message``); a caller may abandon the
-call while on hold, which Daily reports to no one.
+call while on hold, which Daily reports to no one. With several dial-in URLs, each call's
+request goes to one of them (``choose``, keyed by the seed and the call id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flowengine.daily.models import PinlessCallUpdateRequest
@@ -23,7 +25,7 @@ from flowengine.emulator.dialout import press_keys
 from flowengine.emulator.farends import Caller
 from flowengine.emulator.network import Network
 from flowengine.emulator.state import InboundCall, Leg, Room
-from flowengine.emulator.webhooks import Delivery, Poster, Target, post_pinless
+from flowengine.emulator.webhooks import Delivery, Poster, Target, choose, post_pinless
 
 _FIELDS = {"callId": "call_id", "callDomain": "call_domain", "sipUri": "sip_uri"}
 
@@ -35,11 +37,21 @@ class NoDialInTargetError(RuntimeError):
 class DialIn:
     """Placing inbound calls and routing them with ``pinlessCallUpdate``."""
 
-    def __init__(self, net: Network, poster: Poster, target: Target | None, secret: str) -> None:
+    def __init__(
+        self,
+        net: Network,
+        poster: Poster,
+        targets: Sequence[Target],
+        secret: str,
+        *,
+        seed: int = 0,
+    ) -> None:
         self.net = net
         self.poster = poster
-        self.target = target
+        self.targets = tuple(targets)
+        """Where pinless requests go (one per call, drawn by ``choose``); none: nowhere."""
         self.secret = secret
+        self.seed = seed
         self.requests: list[Delivery] = []
         """Every pinless request POSTed, with its answer."""
 
@@ -56,7 +68,7 @@ class DialIn:
         Raises:
             NoDialInTargetError: no dial-in URL is configured.
         """
-        if self.target is None:
+        if not self.targets:
             raise NoDialInTargetError("no dial-in URL (room_creation_api) is configured")
         net = self.net
         caller = caller or Caller()
@@ -81,7 +93,8 @@ class DialIn:
             request["sipHeaders"] = call.sip_headers
         if caller.abandon is not None:
             net.timeline.later(caller.abandon, lambda: self._abandon(call))
-        delivery = await post_pinless(self.poster, self.target, self.secret, net.now(), request)
+        target = choose(self.targets, self.seed, f"pinless/{call.call_id}")
+        delivery = await post_pinless(self.poster, target, self.secret, net.now(), request)
         self.requests.append(delivery)
         call.pinless_status = delivery.status
         if not delivery.ok and call.status == "held":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -33,7 +33,7 @@ from flowengine.emulator.rest import RestApi, not_found_handler
 from flowengine.emulator.state import Ids, InboundCall, State
 from flowengine.emulator.timeline import Outbox, Timeline
 from flowengine.emulator.transfers import Transfers
-from flowengine.emulator.webhooks import Poster, RetryType, Target, WebhookSender
+from flowengine.emulator.webhooks import Poster, RetryType, WebhookSender, targets_of
 from flowengine.runtime.ports import AsyncioClock, Clock
 
 DEFAULT_API_KEY = "emulator-api-key"
@@ -45,20 +45,16 @@ BASE_URL = "http://localhost/v1"
 """What ``daily_client()`` uses: ``DailyClient`` accepts plain HTTP to a local host only."""
 
 
-def _target(url: str | None, app: ASGIApp | None, default: str) -> Target | None:
-    if url is None and app is None:
-        return None
-    return Target(url or default, app)
-
-
 class Emulator:
     """A local Daily domain.
 
     Args:
         api_key: the Bearer key ``/v1`` accepts.
         domain: the domain's subdomain (room URLs, SIP endpoints ``<room>@<domain>.sip.daily.co``).
-        webhook_url, webhook_app: where webhooks go: a URL, served by ``webhook_app`` in-process
-            when given (the URL then defaults to ``INGRESS_URL``); neither: none are sent.
+        webhook_url, webhook_app: where webhooks go: a URL, or several (each delivery attempt
+            goes to one of them, drawn from ``seed``, as a load balancer in front of several
+            daemons would spread them), served by ``webhook_app`` in-process when given (the
+            URL then defaults to ``INGRESS_URL``); neither: none are sent.
         webhook_secret: the base64 ``hmac`` webhooks are signed with.
         webhook_event_types: only these types are sent (Daily's ``eventTypes``); None: all.
         webhook_retry: Daily's ``retryType``: ``circuit-breaker`` or ``exponential``.
@@ -67,7 +63,8 @@ class Emulator:
             Daily delivers the webhooks of different calls independently; with more than one,
             each room's webhooks still go out in order, and other rooms' do not queue behind
             a slow answer (or a retry behind a backlog).
-        dialin_url, dialin_app, pinless_secret: the pinless ``room_creation_api`` and its hmac.
+        dialin_url, dialin_app, pinless_secret: the pinless ``room_creation_api`` (one URL or
+            several, one drawn per call) and its hmac.
         far_ends: the scripted callees; default: everyone answers at once.
         faults: failures to inject; ``emu.faults = ...`` switches them between steps.
         rate_limits: the limits to enforce (default: Daily's); ``limits(False)`` switches
@@ -77,7 +74,7 @@ class Emulator:
             of the ids when any are given.
         clock: ``now()`` and ``call_later``: ``AsyncioClock`` (default) or ``VirtualClock``.
         sleep: how a slow answer waits (real time by default: it is for client timeouts).
-        seed: seeds room names, session and call ids.
+        seed: seeds room names, session and call ids, and the choice among several targets.
         timeout: seconds a webhook or pinless target has to answer.
     """
 
@@ -86,14 +83,14 @@ class Emulator:
         *,
         api_key: str = DEFAULT_API_KEY,
         domain: str = "emulator",
-        webhook_url: str | None = None,
+        webhook_url: str | Sequence[str] | None = None,
         webhook_app: ASGIApp | None = None,
         webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
         webhook_event_types: frozenset[str] | None = None,
         webhook_retry: RetryType = "circuit-breaker",
         webhook_basic_auth: str | None = None,
         webhook_concurrency: int = 1,
-        dialin_url: str | None = None,
+        dialin_url: str | Sequence[str] | None = None,
         dialin_app: ASGIApp | None = None,
         pinless_secret: str = DEFAULT_PINLESS_SECRET,
         far_ends: FarEnds | None = None,
@@ -107,6 +104,7 @@ class Emulator:
         timeout: float = 10.0,
     ) -> None:
         self.api_key = api_key
+        self.seed = seed
         self.clock: Clock = clock if clock is not None else AsyncioClock()
         self.timeline = Timeline(self.clock)
         self.outbox = Outbox(webhook_concurrency)
@@ -121,7 +119,7 @@ class Emulator:
         ids = Ids(seed)
         self.state = State(domain=domain, domain_id=ids.uuid())
         self.webhooks = WebhookSender(
-            target=_target(webhook_url, webhook_app, INGRESS_URL),
+            targets=targets_of(webhook_url, webhook_app, INGRESS_URL),
             secret=webhook_secret,
             timeline=self.timeline,
             outbox=self.outbox,
@@ -130,6 +128,7 @@ class Emulator:
             event_types=webhook_event_types,
             retry_type=webhook_retry,
             basic_auth=webhook_basic_auth,
+            seed=seed,
         )
         self.network = Network(
             state=self.state,
@@ -144,7 +143,11 @@ class Emulator:
         self.dialout = DialOut(self.network)
         self.transfers = Transfers(self.network)
         self.dialin = DialIn(
-            self.network, self.poster, _target(dialin_url, dialin_app, DIALIN_URL), pinless_secret
+            self.network,
+            self.poster,
+            targets_of(dialin_url, dialin_app, DIALIN_URL),
+            pinless_secret,
+            seed=seed,
         )
         self.rest = RestApi(
             network=self.network,
@@ -195,13 +198,18 @@ class Emulator:
         """Script the far end at a phone number or SIP URI."""
         self.far_ends.add(address, callee)
 
-    def set_webhook_target(self, url: str | None = None, app: ASGIApp | None = None) -> None:
-        """Send webhooks to ``url`` (served by ``app`` in-process when given), or nowhere."""
-        self.webhooks.target = _target(url, app, INGRESS_URL)
+    def set_webhook_target(
+        self, url: str | Sequence[str] | None = None, app: ASGIApp | None = None
+    ) -> None:
+        """Send webhooks to ``url`` or one of several URLs (served by ``app`` in-process when
+        given), or nowhere. Deliveries already queued go to the new targets."""
+        self.webhooks.targets = targets_of(url, app, INGRESS_URL)
 
-    def set_dialin_target(self, url: str | None = None, app: ASGIApp | None = None) -> None:
-        """Send pinless dial-in requests to ``url`` (or ``app``), or nowhere."""
-        self.dialin.target = _target(url, app, DIALIN_URL)
+    def set_dialin_target(
+        self, url: str | Sequence[str] | None = None, app: ASGIApp | None = None
+    ) -> None:
+        """Send pinless dial-in requests to ``url`` or one of several (or ``app``), or nowhere."""
+        self.dialin.targets = targets_of(url, app, DIALIN_URL)
 
     # -- calls and time --------------------------------------------------------------------
 

@@ -165,10 +165,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (loopback)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--domain", default="emulator", help="the Daily subdomain to pretend")
-    p.add_argument("--webhook-url", help="where to POST signed webhooks")
-    p.add_argument("--dialin-url", help="the pinless room_creation_api URL")
+    p.add_argument(
+        "--webhook-url",
+        action="append",
+        help="where to POST signed webhooks; repeat it for several daemons (each delivery "
+        "goes to one of them, drawn from --seed)",
+    )
+    p.add_argument(
+        "--dialin-url",
+        action="append",
+        help="the pinless room_creation_api URL; repeatable like --webhook-url",
+    )
     p.add_argument("--script", type=Path, help="far ends (YAML): numbers and default")
-    p.add_argument("--seed", type=int, default=0, help="seeds ids and faults")
+    p.add_argument("--seed", type=int, default=0, help="seeds ids, faults and target choices")
     p.add_argument("--fault", action="append", default=[], help="name=value, repeatable")
     p.add_argument("--no-rate-limits", action="store_true", help="switch Daily's limits off")
     p.add_argument("--log-level", default="warning")

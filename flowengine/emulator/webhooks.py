@@ -1,8 +1,13 @@
 """Sending what Daily sends: signed webhooks and signed pinless dial-in requests.
 
 A ``Target`` is a URL, optionally served by an in-process ASGI app (``httpx.ASGITransport``),
-so tests need no sockets. Webhooks carry Daily's envelope ``{version, type, id, payload,
-event_ts}`` and ``X-Webhook-Signature`` / ``X-Webhook-Timestamp`` made by
+so tests need no sockets. There may be several targets (daemons behind a load balancer): each
+delivery attempt goes to one of them, drawn by ``choose`` from the emulator's seed and what is
+sent (the event id and the attempt, or the call id), so a run repeats whatever order the
+deliveries go out in, and a retry may land on another target.
+
+Webhooks carry Daily's envelope ``{version, type, id, payload, event_ts}`` and
+``X-Webhook-Signature`` / ``X-Webhook-Timestamp`` made by
 ``flowengine.daily.webhooks.sign_webhook``; pinless requests carry ``{To, From, callId,
 callDomain, sipHeaders}`` signed by ``sign_pinless``. ``event_ts`` and the timestamp header are
 the time of sending; the payload's ``timestamp`` is when the event happened.
@@ -18,10 +23,11 @@ sending; ``events`` keeps every event in the order it was caused, ``deliveries``
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from starlette.types import ASGIApp
@@ -31,6 +37,7 @@ from flowengine.emulator.faults import Dice, WebhookFault
 from flowengine.emulator.timeline import Outbox, Timeline
 
 RetryType = Literal["circuit-breaker", "exponential"]
+T = TypeVar("T")
 CIRCUIT_BREAKER_FAILURES = 3
 EXPONENTIAL_ATTEMPTS = 5
 
@@ -41,6 +48,36 @@ class Target:
 
     url: str
     app: ASGIApp | None = None
+
+
+def targets_of(
+    urls: str | Sequence[str] | None, app: ASGIApp | None, default: str
+) -> tuple[Target, ...]:
+    """The targets for one URL or several, each served by ``app`` when given.
+
+    With ``app`` and no URL, the one target is ``default`` (only its path matters); with
+    neither, there are none (nothing is sent)."""
+    listed = [urls] if isinstance(urls, str) else list(urls or ())
+    if not listed and app is not None:
+        listed = [default]
+    return tuple(Target(url, app) for url in listed)
+
+
+def choose(targets: Sequence[T], seed: int, key: str) -> T:
+    """The target of one delivery attempt: a draw seeded by ``seed`` and ``key``.
+
+    The same seed and key always give the same target, whatever else was sent before; keys
+    that differ (another event, another attempt) draw afresh. With one target, that one.
+
+    Raises:
+        ValueError: ``targets`` is empty.
+    """
+    if not targets:
+        raise ValueError("no target to choose from")
+    if len(targets) == 1:
+        return targets[0]
+    digest = hashlib.blake2b(f"{seed}/{key}".encode(), digest_size=8).digest()
+    return targets[int.from_bytes(digest, "big") % len(targets)]
 
 
 @dataclass(slots=True)
@@ -72,6 +109,8 @@ class Delivery:
     """A duplicate made by the ``webhook_duplicate`` fault."""
     suppressed: bool = False
     """Not sent: the webhook was FAILED by the circuit breaker."""
+    url: str | None = None
+    """The target it was POSTed to (None when not sent)."""
 
     @property
     def ok(self) -> bool:
@@ -127,12 +166,16 @@ class Poster:
 
 
 class WebhookSender:
-    """Daily's webhook: one target, one secret, Daily's retry rules, and the faults."""
+    """Daily's webhook: its targets, one secret, Daily's retry rules, and the faults.
+
+    Each delivery attempt goes to one of ``targets`` (``choose``, keyed by the event id, the
+    attempt and whether it is a fault's copy); with none, events are recorded, not sent.
+    """
 
     def __init__(
         self,
         *,
-        target: Target | None,
+        targets: Sequence[Target] = (),
         secret: str,
         timeline: Timeline,
         outbox: Outbox,
@@ -142,8 +185,10 @@ class WebhookSender:
         retry_type: RetryType = "circuit-breaker",
         retry_base: float = 2.0,
         basic_auth: str | None = None,
+        seed: int = 0,
     ) -> None:
-        self.target = target
+        self.targets = tuple(targets)
+        self.seed = seed
         self.secret = secret
         self.event_types = event_types
         self.retry_type = retry_type
@@ -175,7 +220,7 @@ class WebhookSender:
             event.filtered = True
             return event
         event.fault = fault = self._dice().webhook()
-        if self.target is None or fault.drop:
+        if not self.targets or fault.drop:
             return event
         self._timeline.later(fault.delay, lambda: self._release(event, copy=False))
         if fault.duplicate:
@@ -223,7 +268,9 @@ class WebhookSender:
         self._outbox.put(job, key=room if isinstance(room, str) else None)
 
     async def _send(self, event: SentEvent, copy: bool, attempt: int) -> None:
-        assert self.target is not None
+        if not self.targets:  # the targets were taken away after the event was queued
+            return
+        target = choose(self.targets, self.seed, f"{event.id}/{attempt}/{int(copy)}")
         now = self.clock_now
         body = json.dumps(
             {
@@ -245,8 +292,10 @@ class WebhookSender:
             )
             self.deliveries.append(replace(suppressed, suppressed=True))
             return
-        status, error = await self._poster.post(self.target, body, headers)
-        delivery = Delivery(event.id, event.type, now, body, headers, status, error, attempt, copy)
+        status, error = await self._poster.post(target, body, headers)
+        delivery = Delivery(
+            event.id, event.type, now, body, headers, status, error, attempt, copy, url=target.url
+        )
         self.deliveries.append(delivery)
         if delivery.ok:
             self.failed_count = 0
@@ -268,4 +317,6 @@ async def post_pinless(
     headers = {"Content-Type": "application/json"}
     headers.update(sign_pinless(secret, int(now), body))
     status, error = await poster.post(target, body, headers)
-    return Delivery(str(request.get("callId")), "pinless", now, body, headers, status, error)
+    return Delivery(
+        str(request.get("callId")), "pinless", now, body, headers, status, error, url=target.url
+    )

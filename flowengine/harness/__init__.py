@@ -1,7 +1,8 @@
 """Running the daemon and the Daily emulator together on loopback: the demo's and tests' glue.
 
-- ``stack``: ``Stack`` (the emulator in-process, ``flowengine serve`` as a child process, the
-  bridge), ``DaemonProcess``, ``Secrets``, ``free_port``;
+- ``stack``: ``Stack`` (the emulator in-process, one or several ``flowengine serve`` child
+  processes on one store, the bridge);
+- ``process``: ``DaemonProcess`` (one ``flowengine serve``), ``Secrets``, ``free_port``;
 - ``bridge``: ``RoomBridge``, the stand-in for the in-room participant: caller key presses
   from the emulator's rooms to the daemon's ``POST /v1/calls/{id}/events``;
 - ``room_client``: ``EmulatorCallClient``, daily-python's ``CallClient`` shape over the
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 from .bridge import Forwarded, RoomBridge
 from .flows import copy_flows, set_var_default
+from .process import DaemonProcess, Secrets, StackError, free_port
 from .room_client import EmulatorCallClient, NullAudio, emulator_client_factory
-from .stack import DaemonProcess, Secrets, Stack, StackError, free_port
+from .stack import Stack
 
 __all__ = [
     "DaemonProcess",

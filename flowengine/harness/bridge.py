@@ -19,17 +19,25 @@ between journaling it and answering) is deduplicated by the daemon. While the da
 unreachable or answers 5xx, an event is retried with backoff for up to ``retry_for`` seconds;
 404 (no such call, e.g. a team room a caller was transferred into) and 409 (the call ended)
 drop it.
+
+Several daemons: given several daemon URLs (daemons sharing one store behind a load
+balancer), each attempt goes to one of ``daemon_urls``, drawn from ``seed``, the event and the
+attempt; a retry may go to another daemon. ``daemon_urls`` may be changed while it runs (the
+stack leaves out a daemon it killed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import structlog
+
+from ..emulator.webhooks import choose
 
 log = structlog.get_logger("flowengine.harness.bridge")
 
@@ -54,6 +62,8 @@ class Forwarded:
     status: int | None
     """The daemon's answer: 202 taken, 404 no such call, 409 ended; None: gave up."""
     attempts: int
+    daemon: str | None = None
+    """The daemon the last attempt went to."""
 
     @property
     def taken(self) -> bool:
@@ -75,21 +85,30 @@ def to_daemon(name: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]] | N
 
 
 class RoomBridge:
-    """Long-polls the emulator's room events and posts them to the daemon, room by room."""
+    """Long-polls the emulator's room events and posts them to the daemon, room by room.
+
+    ``daemon_url`` is one daemon's root URL, or several (each attempt goes to one of them).
+    """
 
     def __init__(
         self,
         emulator_url: str,
         emulator_key: str,
-        daemon_url: str,
+        daemon_url: str | Sequence[str],
         daemon_token: str,
         *,
         poll_wait: float = POLL_WAIT,
         retry_for: float = RETRY_FOR,
         after: int = 0,
+        seed: int = 0,
     ) -> None:
         self.emulator_url = emulator_url.rstrip("/")
-        self.daemon_url = daemon_url.rstrip("/")
+        urls = [daemon_url] if isinstance(daemon_url, str) else list(daemon_url)
+        if not urls:
+            raise ValueError("the bridge needs at least one daemon URL")
+        self.daemon_urls = [url.rstrip("/") for url in urls]
+        """Where events are posted: one of these per attempt."""
+        self.seed = seed
         self.poll_wait = poll_wait
         self.retry_for = retry_for
         self.after = after
@@ -107,6 +126,11 @@ class RoomBridge:
         self._rooms: dict[str, asyncio.Queue[tuple[int, str, dict[str, Any]]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def daemon_url(self) -> str:
+        """The first daemon's URL (the only one, with one daemon)."""
+        return self.daemon_urls[0]
 
     def start(self) -> None:
         """Start polling on the running loop."""
@@ -178,7 +202,7 @@ class RoomBridge:
                 queue.task_done()
 
     async def _post(self, room: str, seq: int, name: str, payload: dict[str, Any]) -> Forwarded:
-        url = f"{self.daemon_url}/v1/calls/{room}/events"
+        path = f"/v1/calls/{room}/events"
         body = {"name": name, "payload": payload, "id": f"room-event-{seq}"}
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.retry_for
@@ -186,8 +210,9 @@ class RoomBridge:
         while True:
             attempts += 1
             status: int | None = None
+            daemon = choose(self.daemon_urls, self.seed, f"{seq}/{attempts}")
             try:
-                status = (await self._daemon.post(url, json=body)).status_code
+                status = (await self._daemon.post(daemon + path, json=body)).status_code
             except httpx.HTTPError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
@@ -195,11 +220,11 @@ class RoomBridge:
                 if status < 500:
                     if status not in (202, 404, 409):
                         log.warning("in-room event refused", room=room, name=name, status=status)
-                    return Forwarded(seq, room, name, payload, status, attempts)
+                    return Forwarded(seq, room, name, payload, status, attempts, daemon)
             # The daemon is down or restarting (or its store is busy): the participant would
             # keep the event and try again, as Daily does with a webhook.
             if loop.time() + wait > give_up:
                 log.warning("in-room event dropped", room=room, name=name, reason=reason)
-                return Forwarded(seq, room, name, payload, None, attempts)
+                return Forwarded(seq, room, name, payload, None, attempts, daemon)
             await asyncio.sleep(wait)
             wait = min(1.0, wait * 2)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from flowengine.cli import cli
 from flowengine.emulator import Caller, Press
 from flowengine.harness import Stack, copy_flows, set_var_default
-from flowengine.harness.bridge import to_daemon
+from flowengine.harness.bridge import RoomBridge, to_daemon
 from flowengine.harness.report import command_brief, short_id
 
 from .conftest import FLOWS
@@ -112,3 +112,46 @@ async def test_keys_reach_the_daemon_once_through_the_bridge(tmp_path: Path) -> 
         assert bad.status_code == 400
         with pytest.raises(httpx.HTTPStatusError):
             await stack.call("in-nobody")
+
+
+async def test_the_bridge_spreads_events_over_several_daemons() -> None:
+    urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    seen: list[tuple[str, int]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        port = request.url.port or 0
+        seen.append((request.url.path, port))
+        return httpx.Response(503 if port == 1 else 202)  # the first daemon is down
+
+    bridge = RoomBridge("http://127.0.0.1:3", "key", urls, "token", seed=4)
+    assert bridge.daemon_url == urls[0]
+    await bridge._daemon.aclose()
+    bridge._daemon = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    try:
+        done = [await bridge._post("room-1", seq, "dtmf", {"tone": "1"}) for seq in range(12)]
+    finally:
+        await bridge.aclose()
+    assert {path for path, _ in seen} == {"/v1/calls/room-1/events"}
+    assert all(f.status == 202 and f.daemon == urls[1] for f in done)
+    assert any(f.attempts > 1 for f in done)  # a retry went to the other daemon
+    assert {port for _, port in seen} == {1, 2}
+
+
+async def test_several_daemons_need_a_shared_store(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="share"):
+        Stack(flows=tmp_path, workdir=tmp_path / "a", daemons=2)
+    with pytest.raises(ValueError, match="at least one"):
+        Stack(flows=tmp_path, workdir=tmp_path / "b", daemons=0)
+    stack = Stack(flows=tmp_path, workdir=tmp_path / "c", daemons=3, store="redis://x/0")
+    try:
+        assert len(set(stack.daemon_urls)) == 3
+        assert stack.daemon_url == stack.daemon_urls[0]
+        assert [t.url for t in stack.emulator.webhooks.targets] == [
+            f"{url}/daily/webhooks" for url in stack.daemon_urls
+        ]
+        assert [t.url for t in stack.emulator.dialin.targets] == [
+            f"{url}/daily/dialin" for url in stack.daemon_urls
+        ]
+        assert stack.daemon is None  # started when the stack is entered
+    finally:
+        await stack.aclose()
