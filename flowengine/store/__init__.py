@@ -46,7 +46,8 @@ from .errors import (
 from .flow_versions import FlowVersion
 from .memory import MemoryData, MemoryStore
 from .redis import RedisStore
-from .sqlite import MEMORY, SQLiteStore, sqlite_path
+from .sqlite import SQLiteStore
+from .sqlite_conn import MEMORY, sqlite_path
 
 
 async def open_store(

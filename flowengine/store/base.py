@@ -7,11 +7,8 @@ transaction, under a compare-and-set on the version. Webhook deliveries are dedu
 their envelope id with a TTL. Implementations: ``memory.MemoryStore`` (the reference, for tests),
 ``sqlite.SQLiteStore`` (the default) and ``redis.RedisStore`` (several daemons, one set of calls).
 
-For several daemons the contract adds *leases* (``acquire_lease``...): a call is written by the
-holder of its lease only, and every write of it may carry the lease's fencing token, refused
-with ``LeaseLostError`` once the lease has moved on; *timer claims* (``claim_timers``), so one
-daemon picks up a due timer of a call nobody runs; and *wake-ups* (``wakeups``), so an event
-accepted by one daemon reaches the call's owner.
+For several daemons the contract adds *leases*, *timer claims* and *wake-ups*: the
+``leases.Leases`` part of the Protocol.
 
 The store also keeps the *flow versions* calls are pinned to (``save_flow_version``,
 ``flow_version``: the ``flow_versions.FlowVersions`` part of the Protocol), so a call can be
@@ -27,25 +24,10 @@ from typing import Protocol, runtime_checkable
 
 from .errors import StoreError
 from .flow_versions import FlowVersions
+from .leases import DueTimer, Lease, LeaseLostError, Leases, check_positive
 
 DEFAULT_WEBHOOK_TTL = 3600.0
 """Seconds a webhook id is remembered: longer than Daily's retries of one delivery take."""
-
-
-class LeaseLostError(StoreError):
-    """Raised when a write carries a fencing token that no longer holds the call's lease.
-
-    The lease expired, was released, or another owner holds it (with a newer token): the
-    writer must stop running the call (another daemon may be running it) and write nothing
-    more of it. Nothing of the refused write was stored.
-    """
-
-    def __init__(self, call_id: str, token: int, current: int | None) -> None:
-        self.call_id = call_id
-        self.token = token
-        self.current = current
-        held = "no live lease" if current is None else f"the live lease has token {current}"
-        super().__init__(f"call {call_id!r}: lease token {token} is not valid ({held})")
 
 
 class CallStatus(StrEnum):
@@ -140,30 +122,8 @@ class OutboxEntry:
     updated_at: float
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class DueTimer:
-    """A timer of a live call; ordered by deadline, then call, then timer id."""
-
-    deadline: float
-    call_id: str
-    timer_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """Who runs a call now: its lease's owner and the fencing token of the grant."""
-
-    call_id: str
-    owner: str
-    """The daemon's owner id (unique per process: host, pid, start time)."""
-    token: int
-    """Increases with every grant, across calls: a newer grant always has a larger token."""
-    expires_at: float
-    """Seconds since the epoch (the store's clock) the lease lapses at unless renewed."""
-
-
 @runtime_checkable
-class Store(FlowVersions, Protocol):
+class Store(FlowVersions, Leases, Protocol):
     """Durable calls: what the daemon needs to answer 200, survive a crash and never repeat.
 
     Every method is a coroutine. Every write is durable when it returns (its transaction is
@@ -341,58 +301,6 @@ class Store(FlowVersions, Protocol):
         """Finish pending writes and release the store; later calls raise."""
         ...
 
-    # -- several daemons: leases, timer claims, wake-ups ------------------------------------
-
-    async def acquire_lease(self, call_id: str, owner: str, ttl: float) -> int | None:
-        """Take the call's lease for ``ttl`` seconds; its fencing token, or ``None`` if held.
-
-        A lease that lapsed (or was released) is granted with a new token, larger than any
-        before. The owner that holds the live lease gets it extended, with the same token.
-        The call need not exist yet (take the lease, then ``create_call``).
-
-        Raises:
-            StoreError: ``ttl`` is not positive, or ``owner`` is empty.
-        """
-        ...
-
-    async def renew_lease(self, call_id: str, owner: str, token: int, ttl: float) -> bool:
-        """Extend a live lease held with ``token`` to ``ttl`` seconds from now.
-
-        ``False`` when the lease lapsed or moved on: the caller has lost the call.
-        """
-        ...
-
-    async def release_lease(self, call_id: str, owner: str, token: int) -> bool:
-        """Give the lease up (an ended call, a daemon shutting down); ``False`` if not held."""
-        ...
-
-    async def lease(self, call_id: str) -> Lease | None:
-        """The call's live lease, or ``None`` when nobody holds it."""
-        ...
-
-    async def claim_timers(
-        self, now: float, *, hold: float, limit: int | None = None
-    ) -> list[DueTimer]:
-        """Claim due timers of live calls, earliest first: each claim goes to one caller.
-
-        A claimed timer is left out of other claims for ``hold`` seconds, or until it is set
-        to another deadline: if its claimer dies before the timer is handled (cleared by the
-        call's append), it is claimed again. ``due_timers`` still lists it.
-
-        Raises:
-            StoreError: ``hold`` is not positive.
-        """
-        ...
-
-    async def wakeups(self, owner: str, *, wait: float) -> list[str]:
-        """Calls whose inbox got events for ``owner`` to handle (see ``accept``), in order.
-
-        Waits up to ``wait`` seconds for the first (0: do not wait); each call once. A
-        wake-up is a hint: the inbox is what holds the events, and a new owner reads it
-        when it takes the lease.
-        """
-        ...
-
 
 def check_ttl(ttl: float) -> None:
     """Refuse a TTL that would make a claim meaningless.
@@ -402,16 +310,6 @@ def check_ttl(ttl: float) -> None:
     """
     if not ttl > 0:
         raise StoreError(f"a webhook TTL must be positive, not {ttl!r}")
-
-
-def check_positive(what: str, value: float) -> None:
-    """Refuse a lease TTL or a claim's hold that is not positive.
-
-    Raises:
-        StoreError: ``value`` is not positive.
-    """
-    if not value > 0:
-        raise StoreError(f"a {what} must be positive, not {value!r}")
 
 
 def entry_kind(kind: EntryKind | str) -> EntryKind:
@@ -437,3 +335,24 @@ def check_transition(key: str, current: CommandState, new: CommandState) -> bool
             raise StoreError(f"command {key!r} is already {current}; it cannot become {new}")
         return False
     return new is not current
+
+
+__all__ = [
+    "DEFAULT_WEBHOOK_TTL",
+    "CallRecord",
+    "CallStatus",
+    "CommandState",
+    "DueTimer",
+    "EntryKind",
+    "JournalEntry",
+    "JournalItem",
+    "Lease",
+    "LeaseLostError",
+    "OPEN_STATES",
+    "OutboxEntry",
+    "Store",
+    "check_positive",
+    "check_transition",
+    "check_ttl",
+    "entry_kind",
+]

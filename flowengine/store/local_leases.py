@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from .base import DueTimer, Lease, LeaseLostError, check_positive
@@ -140,3 +140,56 @@ class LocalLeases:
     def _live(self, call_id: str, now: float) -> Lease | None:
         held = self._leases.get(call_id)
         return held if held is not None and held.expires_at > now else None
+
+
+class LocalLeaseMethods:
+    """The Store methods for leases, timer claims and wake-ups, over a ``LocalLeases``.
+
+    Mixed into ``MemoryStore`` and ``SQLiteStore``, which provide ``local_leases`` (theirs),
+    ``_clock``, ``_check_open`` and ``due_timers``.
+    """
+
+    _clock: Callable[[], float]
+
+    @property
+    def local_leases(self) -> LocalLeases:
+        """The store's leases, timer claims and wake-ups."""
+        raise NotImplementedError
+
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    async def due_timers(self, now: float, *, limit: int | None = None) -> list[DueTimer]:
+        raise NotImplementedError
+
+    async def acquire_lease(self, call_id: str, owner: str, ttl: float) -> int | None:
+        """See ``Store.acquire_lease``."""
+        self._check_open()
+        return self.local_leases.acquire(call_id, owner, ttl, self._clock())
+
+    async def renew_lease(self, call_id: str, owner: str, token: int, ttl: float) -> bool:
+        """See ``Store.renew_lease``."""
+        self._check_open()
+        return self.local_leases.renew(call_id, owner, token, ttl, self._clock())
+
+    async def release_lease(self, call_id: str, owner: str, token: int) -> bool:
+        """See ``Store.release_lease``."""
+        self._check_open()
+        return self.local_leases.release(call_id, owner, token, self._clock())
+
+    async def lease(self, call_id: str) -> Lease | None:
+        """See ``Store.lease``."""
+        self._check_open()
+        return self.local_leases.live(call_id, self._clock())
+
+    async def claim_timers(
+        self, now: float, *, hold: float, limit: int | None = None
+    ) -> list[DueTimer]:
+        """See ``Store.claim_timers``."""
+        due = await self.due_timers(now)
+        return self.local_leases.claim(due, now, hold, limit)
+
+    async def wakeups(self, owner: str, *, wait: float) -> list[str]:
+        """See ``Store.wakeups``."""
+        self._check_open()
+        return await self.local_leases.wakeups(owner, wait)

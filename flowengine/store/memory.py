@@ -25,7 +25,6 @@ from .base import (
     EntryKind,
     JournalEntry,
     JournalItem,
-    Lease,
     OutboxEntry,
     check_transition,
     check_ttl,
@@ -33,7 +32,7 @@ from .base import (
 )
 from .errors import CallNotFoundError, StoreConflictError, StoreError, StoreUnavailableError
 from .flow_versions import FlowVersion, check_flow_version
-from .local_leases import LocalLeases
+from .local_leases import LocalLeaseMethods, LocalLeases
 
 _SWEEP_EVERY = 1024
 """Claims between two sweeps of expired webhook ids (keeps the table from growing)."""
@@ -62,7 +61,7 @@ class MemoryData:
     """Flow versions by content hash."""
 
 
-class MemoryStore:
+class MemoryStore(LocalLeaseMethods):
     """A ``Store`` in a dict. ``clock`` gives wall-clock seconds (TTLs, record times)."""
 
     def __init__(
@@ -259,39 +258,10 @@ class MemoryStore:
         self._check_open()
         return self.data.flows.get(flow_hash)
 
-    # -- leases, timer claims, wake-ups ------------------------------------------------------
-
-    async def acquire_lease(self, call_id: str, owner: str, ttl: float) -> int | None:
-        """See ``Store.acquire_lease``."""
-        self._check_open()
-        return self.data.leases.acquire(call_id, owner, ttl, self._clock())
-
-    async def renew_lease(self, call_id: str, owner: str, token: int, ttl: float) -> bool:
-        """See ``Store.renew_lease``."""
-        self._check_open()
-        return self.data.leases.renew(call_id, owner, token, ttl, self._clock())
-
-    async def release_lease(self, call_id: str, owner: str, token: int) -> bool:
-        """See ``Store.release_lease``."""
-        self._check_open()
-        return self.data.leases.release(call_id, owner, token, self._clock())
-
-    async def lease(self, call_id: str) -> Lease | None:
-        """See ``Store.lease``."""
-        self._check_open()
-        return self.data.leases.live(call_id, self._clock())
-
-    async def claim_timers(
-        self, now: float, *, hold: float, limit: int | None = None
-    ) -> list[DueTimer]:
-        """See ``Store.claim_timers``."""
-        due = await self.due_timers(now)
-        return self.data.leases.claim(due, now, hold, limit)
-
-    async def wakeups(self, owner: str, *, wait: float) -> list[str]:
-        """See ``Store.wakeups``."""
-        self._check_open()
-        return await self.data.leases.wakeups(owner, wait)
+    @property
+    def local_leases(self) -> LocalLeases:
+        """The leases, timer claims and wake-ups (``LocalLeaseMethods`` serves them)."""
+        return self.data.leases
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -4,10 +4,11 @@ Writes go through one writer thread with its own connection (``batching.GroupCom
 concurrent writes of many calls share one transaction and one fsync. Reads use a second
 connection on a reader thread; in WAL mode they never wait for the writer. The file is in WAL
 mode with ``synchronous=FULL`` (see ``_WRITER_PRAGMAS`` for why), its schema is migrated by
-``user_version`` when it is opened, and a lock file keeps a second daemon off it. Every error
-of ``sqlite3`` is caught here (``_guard``, ``_connect``) and becomes a ``StoreError``. Leases,
-timer claims and wake-ups live in the process (``local_leases.LocalLeases``): the lock file
-already makes this process the file's only writer.
+``user_version`` when it is opened, and a lock file keeps a second daemon off it (the URL, the
+lock file, the transaction verbs and the error mapping are in ``sqlite_conn.py``). Every error
+of ``sqlite3`` becomes a ``StoreError`` (``sqlite_conn.guard``, ``_connect``). Leases, timer
+claims and wake-ups live in the process (``local_leases.LocalLeases``): the lock file already
+makes this process the file's only writer.
 """
 
 from __future__ import annotations
@@ -30,25 +31,18 @@ from .base import (
     DueTimer,
     JournalEntry,
     JournalItem,
-    Lease,
     OutboxEntry,
     check_ttl,
     entry_kind,
 )
 from .batching import CommitStats, GroupCommitter
-from .errors import StoreConfigError, StoreError, StoreUnavailableError
+from .errors import StoreError, StoreUnavailableError
 from .flow_versions import FlowVersion, check_flow_version
-from .local_leases import LocalLeases
+from .local_leases import LocalLeaseMethods, LocalLeases
+from .sqlite_conn import MEMORY, Transactions, guard, lock_file, sqlite_path
 from .sqlite_schema import migrate
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no lock file, one daemon is on trust
-    fcntl = None  # type: ignore[assignment]
-
 T = TypeVar("T")
-
-MEMORY = ":memory:"
 
 # Durability. WAL: readers never block the writer, and a commit appends to one file instead of
 # rewriting pages in place. synchronous=FULL: every commit fsyncs the WAL before it returns, so
@@ -59,34 +53,7 @@ MEMORY = ":memory:"
 _WRITER_PRAGMAS = ("PRAGMA synchronous = FULL",)
 
 
-def sqlite_path(url: str | os.PathLike[str]) -> str:
-    """The file a store URL names: ``sqlite:///relative.db``, ``sqlite:////abs.db``, a path.
-
-    The ``sqlite:`` form follows SQLAlchemy's: three slashes then a relative path, four for an
-    absolute one. ``sqlite://``, ``sqlite:///:memory:`` and ``:memory:`` name a private
-    in-memory database.
-
-    Raises:
-        StoreConfigError: the URL has a query, or another scheme.
-    """
-    text = os.fspath(url)
-    if not text.startswith("sqlite:"):
-        if "://" in text:
-            raise StoreConfigError("store", f"{text!r} is not a SQLite URL or a path")
-        return text
-    if not text.startswith("sqlite://"):
-        raise StoreConfigError("store", f"write {text!r} as sqlite:///relative or sqlite:////abs")
-    rest = text[len("sqlite://") :]
-    if "?" in rest or "#" in rest:
-        raise StoreConfigError("store", f"{text!r}: SQLite URLs take no query or fragment")
-    if rest in ("", "/", "/" + MEMORY):
-        return MEMORY
-    if not rest.startswith("/"):
-        raise StoreConfigError("store", f"{text!r} names a host; write sqlite:///path")
-    return rest[1:]
-
-
-class SQLiteStore:
+class SQLiteStore(LocalLeaseMethods):
     """A ``Store`` in one SQLite file; open it with ``await SQLiteStore.open(path)``.
 
     Args:
@@ -125,7 +92,7 @@ class SQLiteStore:
         # database); this lock keeps a read out of the middle of a batch.
         self._shared = threading.Lock() if self.memory else None
         self._writer = GroupCommitter(
-            _Transactions(self),
+            Transactions(lambda: self._write),
             max_batch=max_batch if group_commit else 1,
             lock=self._shared,
             on_commit=on_commit,
@@ -287,39 +254,10 @@ class SQLiteStore:
         await asyncio.to_thread(self._reader.shutdown)
         await asyncio.to_thread(self._disconnect)
 
-    # -- leases, timer claims, wake-ups (in the process) --------------------------------------
-
-    async def acquire_lease(self, call_id: str, owner: str, ttl: float) -> int | None:
-        """See ``Store.acquire_lease``."""
-        self._check_open()
-        return self._leases.acquire(call_id, owner, ttl, self._clock())
-
-    async def renew_lease(self, call_id: str, owner: str, token: int, ttl: float) -> bool:
-        """See ``Store.renew_lease``."""
-        self._check_open()
-        return self._leases.renew(call_id, owner, token, ttl, self._clock())
-
-    async def release_lease(self, call_id: str, owner: str, token: int) -> bool:
-        """See ``Store.release_lease``."""
-        self._check_open()
-        return self._leases.release(call_id, owner, token, self._clock())
-
-    async def lease(self, call_id: str) -> Lease | None:
-        """See ``Store.lease``."""
-        self._check_open()
-        return self._leases.live(call_id, self._clock())
-
-    async def claim_timers(
-        self, now: float, *, hold: float, limit: int | None = None
-    ) -> list[DueTimer]:
-        """See ``Store.claim_timers``."""
-        due = await self.due_timers(now)
-        return self._leases.claim(due, now, hold, limit)
-
-    async def wakeups(self, owner: str, *, wait: float) -> list[str]:
-        """See ``Store.wakeups``."""
-        self._check_open()
-        return await self._leases.wakeups(owner, wait)
+    @property
+    def local_leases(self) -> LocalLeases:
+        """The leases, timer claims and wake-ups (``LocalLeaseMethods`` serves them)."""
+        return self._leases
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -358,7 +296,7 @@ class SQLiteStore:
             raise StoreUnavailableError("the store is closed")
         conn = self._write
         assert conn is not None
-        return await self._writer.submit(lambda: _guard(job, conn, *args))
+        return await self._writer.submit(lambda: guard(job, conn, *args))
 
     async def _fenced(
         self, call_id: str, fence: int | None, job: Callable[..., T], *args: Any
@@ -386,16 +324,16 @@ class SQLiteStore:
 
         def run() -> T:
             if self._shared is None:
-                return _guard(query, conn, *args)
+                return guard(query, conn, *args)
             with self._shared:
-                return _guard(query, conn, *args)
+                return guard(query, conn, *args)
 
         return await asyncio.get_running_loop().run_in_executor(self._reader, run)
 
     def _connect(self) -> None:
         try:
             if self._exclusive:
-                self._lock_file()
+                self._lock_fd = lock_file(self.path)
             self._write = self._connection()
             mode = self._write.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if not self.memory and str(mode).lower() != "wal":
@@ -423,23 +361,6 @@ class SQLiteStore:
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
 
-    def _lock_file(self) -> None:
-        if fcntl is None:  # pragma: no cover
-            return
-        lock_path = f"{self.path}.lock"
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreUnavailableError(f"cannot create {lock_path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise StoreUnavailableError(
-                f"{self.path} is in use by another flowengine process (lock {lock_path})"
-            ) from None
-        self._lock_fd = fd
-
     def _disconnect(self) -> None:
         if self._write is not None and not self.memory:
             # Fold the WAL into the database so the file stands alone when copied. Only an
@@ -452,46 +373,3 @@ class SQLiteStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
-
-
-class _Transactions:
-    """The writer connection's transaction verbs for ``GroupCommitter``."""
-
-    def __init__(self, store: SQLiteStore) -> None:
-        self._store = store
-
-    def _run(self, sql: str) -> None:
-        conn = self._store._write
-        if conn is None:
-            raise StoreUnavailableError("the store is closed")
-        _guard(lambda c: c.execute(sql), conn)
-
-    def begin(self) -> None:
-        # IMMEDIATE takes the write lock now: a batch never fails half-way on a lock upgrade.
-        self._run("BEGIN IMMEDIATE")
-
-    def savepoint(self) -> None:
-        self._run("SAVEPOINT job")
-
-    def release(self) -> None:
-        self._run("RELEASE job")
-
-    def rollback_to(self) -> None:
-        self._run("ROLLBACK TO job")
-        self._run("RELEASE job")
-
-    def commit(self) -> None:
-        self._run("COMMIT")
-
-    def rollback(self) -> None:
-        self._run("ROLLBACK")
-
-
-def _guard(fn: Callable[..., T], conn: sqlite3.Connection, *args: Any) -> T:
-    """Run ``fn(conn, *args)``, turning the database's errors into the store's."""
-    try:
-        return fn(conn, *args)
-    except sqlite3.IntegrityError as exc:
-        raise StoreError(f"the store refused a write: {exc}") from exc
-    except sqlite3.Error as exc:
-        raise StoreUnavailableError(f"the database failed: {exc}") from exc
