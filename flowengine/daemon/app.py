@@ -124,6 +124,7 @@ class Daemon:
                 track=self._track_taken,
                 drop=self.calls.drop,
                 load_version=self._load_versions,
+                metrics=self.metrics,
             )
             self.calls.lease = self.ownership.lease
             self.calls.release = self.ownership.release

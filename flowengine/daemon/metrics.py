@@ -52,6 +52,15 @@ class Metrics:
         self.webhooks_accepted = Counter(
             "flowengine_webhooks_accepted", "Webhooks journaled and answered 200.", registry=r
         )
+        self.calls_handed = Counter(
+            "flowengine_calls_handed_over",
+            "Several daemons: calls taken over from another daemon, or lost to one.",
+            ["direction"],
+            registry=r,
+        )
+        self.leases_held = Gauge(
+            "flowengine_leases_held", "Several daemons: call leases this daemon holds.", registry=r
+        )
         self.flow_reloads = Counter(
             "flowengine_flow_reloads", "Flow reloads, by result.", ["result"], registry=r
         )

@@ -39,6 +39,7 @@ from ..runtime.engine import Engine
 from ..runtime.ports import Clock
 from ..runtime.session import Session
 from ..store import CallRecord, Store, StoreError
+from .metrics import Metrics
 from .persistence import DurableTelephony, Persistence
 from .restore import take_back
 
@@ -67,6 +68,7 @@ class Ownership:
         drop: the call registry's ``drop`` (a call lost to another daemon leaves memory).
         load_version: makes the flow versions a call is pinned to known to the engine before
             it is rebuilt (versions another daemon loaded, kept in the store); optional.
+        metrics: counts calls taken over and lost, and the leases held; optional.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Ownership:
         track: Tracker,
         drop: Dropper,
         load_version: VersionLoader | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if not ttl > 0:
             raise ValueError(f"a lease TTL must be positive, not {ttl!r}")
@@ -95,6 +98,7 @@ class Ownership:
         self.track = track
         self.drop = drop
         self.load_version = load_version
+        self.metrics = metrics
         self.taken_over = 0
         """Calls this daemon took from another (a dead or paused one) since it started."""
         self._taking: set[str] = set()
@@ -133,6 +137,8 @@ class Ownership:
         if self.held.pop(call_id, None) is None and self.engine.get(call_id) is None:
             return
         log.warning("call lost to another daemon", call_id=call_id, owner=self.owner)
+        if self.metrics is not None:
+            self.metrics.calls_handed.labels("lost").inc()
         self.drop(call_id)
 
     # -- taking calls ------------------------------------------------------------------------
@@ -156,6 +162,8 @@ class Ownership:
                     await self.release(call_id)  # taken, but nothing to run
                 return None
             self.taken_over += 1
+            if self.metrics is not None:
+                self.metrics.calls_handed.labels("taken").inc()
             log.info("call taken over", call_id=call_id, state=session.state, owner=self.owner)
             # Events accepted while the call was being rebuilt (no wake-up: the lease was
             # already this daemon's) are in the inbox; post them.
@@ -202,6 +210,8 @@ class Ownership:
     async def renew_all(self) -> None:
         """Renew every lease held; a refused renewal drops its call."""
         held = list(self.held.items())
+        if self.metrics is not None:
+            self.metrics.leases_held.set(len(held))
         answers = await asyncio.gather(
             *(self.store.renew_lease(cid, self.owner, token, self.ttl) for cid, token in held),
             return_exceptions=True,

@@ -189,6 +189,8 @@ async def test_a_dead_daemons_call_is_taken_over_once_its_lease_lapses(pair: Pai
     assert [e.endpoint for e in pair.emu.log.side_effects()] == EXPECTED
     taken = [e for e in logs if e["event"] == "call taken over"]
     assert [(e["call_id"], e["owner"]) for e in taken] == [(call_id, "daemon-b")]
+    metrics = b.metrics.render().decode()
+    assert 'flowengine_calls_handed_over_total{direction="taken"} 1.0' in metrics
 
 
 async def test_a_paused_daemon_writes_nothing_once_its_call_was_taken(pair: Pair) -> None:
@@ -213,6 +215,7 @@ async def test_a_paused_daemon_writes_nothing_once_its_call_was_taken(pair: Pair
             await pair.advance(4)
     assert a.engine.get(call_id) is None
     assert any(e["event"] == "call lost to another daemon" for e in logs)
+    assert 'flowengine_calls_handed_over_total{direction="lost"} 1.0' in a.metrics.render().decode()
     assert taken.ended
     assert path_of(taken) == ["welcome", "menu", "desk", "code", "bye"]
     record = await b.store.load_call(call_id)
