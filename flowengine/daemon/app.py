@@ -35,6 +35,7 @@ from ..store import CallRecord, Store
 from .api import Api
 from .calls import Calls
 from .flows import FlowCatalog, ReloadResult, pinned_versions
+from .housekeeping import DAY, Housekeeping
 from .ingress import Ingress
 from .metrics import Metrics
 from .ownership import Ownership
@@ -111,6 +112,11 @@ class Daemon:
             self.clock,
             agents=self.rooms,
         )
+        self.housekeeping = (
+            Housekeeping(store, self.clock, settings.keep_ended * DAY)
+            if settings.keep_ended > 0
+            else None
+        )
         self.ownership: Ownership | None = None
         if settings.shared if shared is None else shared:
             self.ownership = Ownership(
@@ -186,6 +192,8 @@ class Daemon:
         )
         if self.ownership is not None:
             self.ownership.start()
+        if self.housekeeping is not None:
+            self.housekeeping.start()
         if self.rooms is not None:
             self.rooms.reopen(restored)
         else:
@@ -208,6 +216,8 @@ class Daemon:
         self.accepting = self.ready = False
         if self.ownership is not None:
             self.ownership.taking = False  # leases still renewed while draining
+        if self.housekeeping is not None:
+            await self.housekeeping.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

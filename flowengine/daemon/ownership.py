@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from ..runtime.engine import Engine
-from ..runtime.ports import Clock
+from ..runtime.ports import Clock, sleep_on
 from ..runtime.session import Session
 from ..store import CallRecord, Store, StoreError
 from .metrics import Metrics
@@ -253,19 +253,11 @@ class Ownership:
                 log.warning("wake-ups not read", reason=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(WAKE_WAIT)
 
-    async def _sleep(self, seconds: float) -> None:
-        # On the daemon's clock, like the calls' timers: leases lapse by the store's clock,
-        # which is the daemon's in tests that move time by hand.
-        woken = asyncio.get_running_loop().create_future()
-        handle = self.clock.call_later(seconds, _wake, woken)
-        try:
-            await woken
-        finally:
-            handle.cancel()
-
     async def _every(self, interval: float, work: Callable[[], Awaitable[None]], name: str) -> None:
         while True:
-            await self._sleep(interval)
+            # On the daemon's clock, like the calls' timers: leases lapse by the store's
+            # clock, which is the daemon's in tests that move time by hand.
+            await sleep_on(self.clock, interval)
             try:
                 await work()
             except asyncio.CancelledError:
@@ -273,11 +265,6 @@ class Ownership:
             except Exception as exc:  # a store hiccup must not stop the loop
                 _stop_if_cancelled()
                 log.warning(f"lease {name} failed", reason=f"{type(exc).__name__}: {exc}")
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _stop_if_cancelled() -> None:

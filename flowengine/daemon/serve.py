@@ -87,6 +87,12 @@ def _ensure_parent(store: str) -> None:
     show_default=True,
     help="Several daemons on Redis: seconds before a dead daemon's calls are taken over.",
 )
+@click.option(
+    "--keep-ended",
+    default=30.0,
+    show_default=True,
+    help="Days an ended call stays in the store; 0 keeps it for good.",
+)
 @click.option("--owner", default=None, help="This daemon's name among several [default: host:pid].")
 @click.option(
     "--room-agent",
@@ -103,6 +109,7 @@ def serve(
     reload_interval: float,
     drain_timeout: float,
     lease_ttl: float,
+    keep_ended: float,
     owner: str | None,
     room_agent: str | None,
 ) -> None:
@@ -128,6 +135,7 @@ def serve(
             drain_timeout=drain_timeout,
             lease_ttl=lease_ttl,
             owner=owner,
+            keep_ended=keep_ended,
             room_agent=room_agent,
         )
         logs.configure(settings.log_format)

@@ -29,6 +29,8 @@ LOG_FORMATS = ("json", "console")
 SHARED_STORES = ("redis://", "rediss://", "unix://")
 """Store URLs several daemons may share (the others are held by one process)."""
 ROOM_AGENTS = ("auto", "daily", "off")
+MIN_KEEP_ENDED = 1 / 24
+"""Days: an ended call is kept an hour at least (its last commands may still settle)."""
 MIN_TOKEN_LENGTH = 16
 """A bearer token shorter than this is refused: it would be guessable."""
 
@@ -62,6 +64,8 @@ class Settings:
     """Seconds between two looks at the flows folder; 0 turns hot reload off."""
     drain_timeout: float = 10.0
     """Seconds a graceful shutdown waits for in-flight events and commands."""
+    keep_ended: float = 30.0
+    """Days an ended call stays in the store (its record, journal and trace); 0: for good."""
     lease_ttl: float = 15.0
     """Seconds a call's lease lasts unrenewed (several daemons): how long a dead daemon's
     calls wait before another daemon takes them."""
@@ -91,6 +95,7 @@ class Settings:
             "shared_store": self.shared,
             "owner": self.owner,
             "lease_ttl": self.lease_ttl,
+            "keep_ended_days": self.keep_ended,
             "room_agent": self.room_agent,
             "secrets": "DAILY_API_KEY, DAILY_WEBHOOK_SECRET, DAILY_PINLESS_SECRET, "
             "FLOWENGINE_API_TOKEN set",
@@ -149,6 +154,7 @@ def load_settings(
     drain_timeout: float = 10.0,
     lease_ttl: float = 15.0,
     owner: str | None = None,
+    keep_ended: float = 30.0,
     room_agent: str | None = None,
 ) -> Settings:
     """Check the flags and read the environment.
@@ -173,6 +179,8 @@ def load_settings(
         raise SettingsError("--reload-interval", "must be 0 (off) or a positive number")
     if drain_timeout <= 0:
         raise SettingsError("--drain-timeout", "must be positive")
+    if keep_ended != 0 and not MIN_KEEP_ENDED <= keep_ended <= 36500:
+        raise SettingsError("--keep-ended", "must be 0 (keep ended calls) or 1/24 to 36500 days")
     if not 0.5 <= lease_ttl <= 3600:
         raise SettingsError("--lease-ttl", "must be between 0.5 and 3600 seconds")
     owner = (owner or "").strip() or default_owner()
@@ -206,6 +214,7 @@ def load_settings(
         drain_timeout=drain_timeout,
         lease_ttl=lease_ttl,
         owner=owner,
+        keep_ended=keep_ended,
         room_sip_domain=env.get("DAILY_ROOM_SIP_DOMAIN", "").strip() or None,
         room_agent=_room_agent(
             room_agent or env.get("FLOWENGINE_ROOM_AGENT", "").strip() or "auto", api_url

@@ -82,6 +82,22 @@ class Clock(Protocol):
         ...
 
 
+async def sleep_on(clock: Clock, seconds: float) -> None:
+    """Sleep ``seconds`` on ``clock``: wall time on an ``AsyncioClock``, virtual time (woken
+    when a test moves it) on a ``VirtualClock``."""
+    woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    handle = clock.call_later(seconds, _wake, woken)
+    try:
+        await woken
+    finally:
+        handle.cancel()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class AsyncioClock:
     """Wall-clock time with the running loop's timers."""
 
