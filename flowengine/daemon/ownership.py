@@ -45,8 +45,6 @@ from .restore import take_back
 
 log = structlog.get_logger("flowengine.daemon.ownership")
 
-DEFAULT_LEASE_TTL = 15.0
-"""Seconds a call's lease lasts without renewal: how long a dead daemon's calls wait."""
 WAKE_WAIT = 1.0
 """Seconds one wait for wake-ups may last (the loop notices a stop within it)."""
 

@@ -29,6 +29,10 @@ LOG_FORMATS = ("json", "console")
 SHARED_STORES = ("redis://", "rediss://", "unix://")
 """Store URLs several daemons may share (the others are held by one process)."""
 ROOM_AGENTS = ("auto", "daily", "off")
+DEFAULT_LEASE_TTL = 15.0
+"""Seconds a call's lease lasts without renewal: how long a dead daemon's calls wait."""
+DEFAULT_KEEP_ENDED = 30.0
+"""Days an ended call stays in the store."""
 MIN_KEEP_ENDED = 1 / 24
 """Days: an ended call is kept an hour at least (its last commands may still settle)."""
 MIN_TOKEN_LENGTH = 16
@@ -64,9 +68,9 @@ class Settings:
     """Seconds between two looks at the flows folder; 0 turns hot reload off."""
     drain_timeout: float = 10.0
     """Seconds a graceful shutdown waits for in-flight events and commands."""
-    keep_ended: float = 30.0
+    keep_ended: float = DEFAULT_KEEP_ENDED
     """Days an ended call stays in the store (its record, journal and trace); 0: for good."""
-    lease_ttl: float = 15.0
+    lease_ttl: float = DEFAULT_LEASE_TTL
     """Seconds a call's lease lasts unrenewed (several daemons): how long a dead daemon's
     calls wait before another daemon takes them."""
     owner: str = ""
@@ -152,9 +156,9 @@ def load_settings(
     log_format: str = "console",
     reload_interval: float = 2.0,
     drain_timeout: float = 10.0,
-    lease_ttl: float = 15.0,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
     owner: str | None = None,
-    keep_ended: float = 30.0,
+    keep_ended: float = DEFAULT_KEEP_ENDED,
     room_agent: str | None = None,
 ) -> Settings:
     """Check the flags and read the environment.

@@ -82,3 +82,12 @@ def _run_until_sigterm(process: subprocess.Popen[str]) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_the_command_line_defaults_are_the_settings_defaults() -> None:
+    from flowengine.daemon import settings as s
+    from flowengine.daemon.serve import serve
+
+    defaults = {p.name: p.default for p in serve.params}
+    assert defaults["lease_ttl"] == s.DEFAULT_LEASE_TTL
+    assert defaults["keep_ended"] == s.DEFAULT_KEEP_ENDED
