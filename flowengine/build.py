@@ -36,6 +36,7 @@ class _Builder:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.diagnostics: list[Diagnostic] = []
+        self.catalogue_text: str | None = None
 
     def loc(self, path: PathKey, *, key: bool = False) -> Location:
         return self.doc.locate(path, key=key)
@@ -65,7 +66,7 @@ class _Builder:
         return m.Flow(
             name=data["name"],
             file=self.doc.file,
-            content_hash=hashlib.sha256(self.doc.text.encode("utf-8")).hexdigest(),
+            content_hash=version_hash(self.doc.text, self.catalogue_text),
             start=data["start"],
             start_location=self.loc(("start",)),
             states=MappingProxyType(states),
@@ -337,10 +338,29 @@ def _type_name(value: Any) -> str:
     return "string"
 
 
+def version_hash(text: str, catalogue: str | None = None) -> str:
+    """A flow version's content hash: the SHA-256 of the flow file's text and, when it has a
+    prompt catalogue, of the catalogue's text too (its prompts are the flow's own, so editing
+    them makes a new version). Sub-flows are versions of their own."""
+    digest = hashlib.sha256(text.encode("utf-8"))
+    if catalogue is not None:
+        digest.update(b"\0catalogue\0")
+        digest.update(catalogue.encode("utf-8"))
+    return digest.hexdigest()
+
+
 def build_flow(
-    doc: Document, *, extra_prompts: Mapping[str, Any] | None = None
+    doc: Document,
+    *,
+    extra_prompts: Mapping[str, Any] | None = None,
+    catalogue_text: str | None = None,
 ) -> tuple[m.Flow, list[Diagnostic]]:
-    """Build the model from a schema-valid document, with diagnostics the schema cannot give."""
+    """Build the model from a schema-valid document, with diagnostics the schema cannot give.
+
+    ``extra_prompts`` are the prompts of its catalogue, whose text is ``catalogue_text``
+    (part of the version's content hash, see ``version_hash``).
+    """
     builder = _Builder(doc)
+    builder.catalogue_text = catalogue_text
     flow = builder.flow(extra_prompts or {})
     return flow, builder.diagnostics

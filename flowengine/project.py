@@ -111,8 +111,8 @@ def _load_one(path: Path) -> _Loaded:
     schema_errors = schema_diagnostics(doc)
     if schema_errors:
         return _Loaded(doc, None, found + schema_errors)
-    extra, catalogue_diags = _catalogue(doc, path)
-    flow, build_diags = build_flow(doc, extra_prompts=extra)
+    extra, catalogue_diags, catalogue_text = _catalogue(doc, path)
+    flow, build_diags = build_flow(doc, extra_prompts=extra, catalogue_text=catalogue_text)
     return _Loaded(doc, flow, found + catalogue_diags + build_diags)
 
 
@@ -134,26 +134,26 @@ def _rename_menu_duplicates(found: list[Diagnostic]) -> None:
             )
 
 
-def _catalogue(doc: Document, path: Path) -> tuple[dict[str, Any], list[Diagnostic]]:
+def _catalogue(doc: Document, path: Path) -> tuple[dict[str, Any], list[Diagnostic], str | None]:
+    """The flow's catalogue: its prompts, its problems, and its text (for the version hash)."""
     name = doc.data.get("catalogue")
     if not name:
-        return {}, []
+        return {}, [], None
     target = path.parent / name
     try:
         cat = read_flow_file(target, display=display_name(target))
     except FlowLoadError as exc:
-        return {}, [
-            Diagnostic(
-                "unknown-catalogue",
-                Severity.ERROR,
-                f"the prompt catalogue {name!r} cannot be read: {exc.reason}",
-                doc.locate(("catalogue",)),
-                "The path is relative to the flow file.",
-            )
-        ]
+        unreadable = Diagnostic(
+            "unknown-catalogue",
+            Severity.ERROR,
+            f"the prompt catalogue {name!r} cannot be read: {exc.reason}",
+            doc.locate(("catalogue",)),
+            "The path is relative to the flow file.",
+        )
+        return {}, [unreadable], None
     problems = list(cat.diagnostics) + (prompt_diagnostics(cat) if cat.ok else [])
     data = cat.data if isinstance(cat.data, dict) and not problems else {}
-    return dict(data), problems
+    return dict(data), problems, cat.text
 
 
 def validate_paths(paths: Sequence[str | Path]) -> Report:

@@ -3,9 +3,9 @@
 Where it sits: between the daemon's flow catalogue (``flows.FlowCatalog``, which saves and
 fetches versions through the store's ``save_flow_version`` and ``flow_version``) and the
 project's loader. A version is named by its content hash (``Flow.content_hash``: the SHA-256 of
-the flow file's text). Rebuilding it needs more than that text: the prompt catalogue it names
-(``catalogue:``, whose prompts become the flow's own) and the sub-flows it calls (the checks
-look their inputs and outputs up). So a version is stored as a *bundle*, JSON::
+the flow file's text and of its prompt catalogue's, ``build.version_hash``). Rebuilding it needs
+those texts and the sub-flows it calls (the checks look their inputs and outputs up). So a
+version is stored as a *bundle*, JSON::
 
     {"format": 1, "flow": "support.yaml", "file": "flows/support.yaml",
      "files": {"support.yaml": "...", "common.prompts.yaml": "...", "verify-pin.yaml": "..."}}
@@ -13,8 +13,8 @@ look their inputs and outputs up). So a version is stored as a *bundle*, JSON::
 ``files`` maps paths relative to the folder that holds them all (``/`` separated) to their
 text; ``flow`` is the flow's own entry and ``file`` the name the flow had when it was loaded
 (its diagnostics and logs keep it). The sub-flows' catalogues and their own sub-flows are in
-too. The hash covers the flow's own text only: the catalogue and sub-flows are kept as they
-were when the version was bundled, which is when it was loaded.
+too. The hash covers the flow's text and its catalogue's; the sub-flows are versions of their
+own, kept here as they were when the version was bundled (when it was loaded) for the checks.
 
 ``rebuild`` runs the loader's steps on the bundle's text, in memory (parse, schema, catalogue,
 build, checks), and refuses a bundle whose flow does not hash to the version asked for, or that
@@ -24,7 +24,6 @@ has errors: ``VersionError``. A call only ever restores on the exact version it 
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import os
 import posixpath
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import model as m
-from ..build import build_flow
+from ..build import build_flow, version_hash
 from ..checks import run_checks
 from ..errors import Diagnostic, FlowEngineError, Severity
 from ..loader import Document, parse_flow_text
@@ -46,11 +45,6 @@ FORMAT = 1
 
 class VersionError(FlowEngineError):
     """Raised when a flow version cannot be bundled from its files, or rebuilt from a bundle."""
-
-
-def text_hash(text: str) -> str:
-    """The content hash of a flow file's text, as the builder computes it."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # -- bundling ---------------------------------------------------------------------------------
@@ -99,14 +93,13 @@ def bundle(flow: m.Flow, lookup: Callable[[str], m.Flow | None]) -> str:
         current = todo.pop()
         path = Path(current.file)
         text = add(path)
-        if text_hash(text) != current.content_hash:
+        catalogue = _catalogue_name(text)
+        catalogue_text = None if catalogue is None else add(path.parent / catalogue)
+        if version_hash(text, catalogue_text) != current.content_hash:
             raise VersionError(
-                f"{current.file} changed since flow {current.name!r} version "
+                f"{current.file} or its catalogue changed since flow {current.name!r} version "
                 f"{current.content_hash[:12]} was loaded"
             )
-        catalogue = _catalogue_name(text)
-        if catalogue is not None:
-            add(path.parent / catalogue)
         for state in current.states.values():
             action = state.action
             if isinstance(action, m.CallFlow) and action.flow not in seen:
@@ -129,6 +122,21 @@ def _errors(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> list[str]
     return [d.render() for d in diagnostics if d.severity is Severity.ERROR]
 
 
+def _catalogue_key(files: dict[str, str], key: str) -> str | None:
+    """The bundle's key of the catalogue the flow under ``key`` names, if it names one.
+
+    Raises:
+        VersionError: the catalogue is not in the bundle.
+    """
+    name = _catalogue_name(files[key])
+    if name is None:
+        return None
+    cat_key = posixpath.normpath(posixpath.join(posixpath.dirname(key), name))
+    if cat_key not in files:
+        raise VersionError(f"{key}: its prompt catalogue {name!r} is not in the bundle")
+    return cat_key
+
+
 def _build(files: dict[str, str], key: str, display: str) -> tuple[m.Flow, Document]:
     """One flow of the bundle, as ``project.validate_paths`` builds a file (checks aside)."""
     doc = parse_flow_text(files[key], display)
@@ -138,17 +146,15 @@ def _build(files: dict[str, str], key: str, display: str) -> tuple[m.Flow, Docum
     if problems:
         raise VersionError(f"{key}: " + "; ".join(problems))
     extra: dict[str, Any] = {}
-    name = doc.data.get("catalogue")
-    if name:
-        cat_key = posixpath.normpath(posixpath.join(posixpath.dirname(key), name))
-        if cat_key not in files:
-            raise VersionError(f"{key}: its prompt catalogue {name!r} is not in the bundle")
+    cat_key = _catalogue_key(files, key)
+    if cat_key is not None:
         cat = parse_flow_text(files[cat_key], cat_key)
         found = list(cat.diagnostics) + (prompt_diagnostics(cat) if cat.ok else [])
         if found:
             raise VersionError(f"{cat_key}: " + "; ".join(d.render() for d in found))
         extra = dict(cat.data) if isinstance(cat.data, dict) else {}
-    flow, diagnostics = build_flow(doc, extra_prompts=extra)
+    catalogue_text = None if cat_key is None else files[cat_key]
+    flow, diagnostics = build_flow(doc, extra_prompts=extra, catalogue_text=catalogue_text)
     problems = _errors(diagnostics)
     if problems:
         raise VersionError(f"{key}: " + "; ".join(problems))
@@ -173,7 +179,8 @@ def rebuild(source: str, flow_hash: str) -> m.Flow:
     valid = isinstance(files, dict) and all(isinstance(t, str) for t in files.values())
     if not valid or entry not in files or not isinstance(display, str):
         raise VersionError(f"version {flow_hash[:12]}: the bundle has no flow file {entry!r}")
-    actual = text_hash(files[entry])
+    cat_key = _catalogue_key(files, entry)
+    actual = version_hash(files[entry], None if cat_key is None else files[cat_key])
     if actual != flow_hash:
         raise VersionError(
             f"version {flow_hash[:12]}: the bundle's flow hashes to {actual[:12]}; refused"

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from flowengine import model as m
+from flowengine.build import version_hash
 from flowengine.daemon.flows import FlowCatalog, pinned_versions
-from flowengine.daemon.versions import VersionError, bundle, rebuild, text_hash
+from flowengine.daemon.versions import VersionError, bundle, rebuild
 from flowengine.emulator import Caller
 from flowengine.project import validate_paths
 from flowengine.runtime.compiler import FlowSet
@@ -122,10 +123,30 @@ def test_a_file_edited_since_it_was_loaded_is_not_bundled(repo_flows: Path) -> N
         bundle(flows["account-lookup"], flows.get)
 
 
-def test_the_hash_is_the_builders(repo_flows: Path) -> None:
+def test_the_hash_covers_the_flow_and_its_catalogue(repo_flows: Path) -> None:
     flow = loaded(repo_flows)["verify-pin"]
     text = (repo_flows / "verify-pin.yaml").read_text(encoding="utf-8")
-    assert text_hash(text) == flow.content_hash
+    catalogue = (repo_flows / "common.prompts.yaml").read_text(encoding="utf-8")
+    assert version_hash(text, catalogue) == flow.content_hash
+    assert version_hash(text) != flow.content_hash
+
+
+def test_an_edit_of_the_catalogue_is_a_new_version_and_a_reload_takes_it(
+    repo_flows: Path,
+) -> None:
+    catalogue = FlowCatalog.load(repo_flows)
+    before = catalogue.flows.get("verify-pin")
+    assert before is not None
+    path = repo_flows / "common.prompts.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\n# reworded\n", encoding="utf-8")
+    with pytest.raises(VersionError, match="or its catalogue changed since"):
+        bundle(before, catalogue.flows.get)
+    result = catalogue.reload()
+    after = catalogue.flows.get("verify-pin")
+    assert after is not None
+    assert after.content_hash != before.content_hash
+    assert result.changed["verify-pin"] == after.content_hash[:12]
+    assert catalogue.flows.version(before.content_hash) is before  # live calls keep theirs
 
 
 def test_a_version_added_as_not_current_runs_but_is_not_routed(repo_flows: Path) -> None:
