@@ -1,4 +1,4 @@
-"""Persist, then act: how the daemon keeps every call durable, and how it takes calls back.
+"""Persist, then act: how the daemon keeps every call durable.
 
 Where it sits: between the engine and the store. Three rules make the project's promises hold:
 
@@ -19,7 +19,11 @@ Where it sits: between the engine and the store. Three rules make the project's 
    longer ``pending``) is never sent; one that acted on nothing is claimed before it is
    settled; an inner telephony that does not ask the gate has the command claimed first.
 
-Taking calls back (a restart, another daemon's calls): ``restore.py``.
+With several daemons (``ownership.py``) every write of a call and every claim of its commands
+carries the token of this daemon's lease on it (``fences``); a refused one means another
+daemon runs the call now (``on_lost``). An event accepted here for a call another daemon runs
+wakes that daemon (``owner``). Taking calls back (a restart, another daemon's calls):
+``restore.py``.
 """
 
 from __future__ import annotations
