@@ -97,8 +97,6 @@ class Ownership:
         self.drop = drop
         self.load_version = load_version
         self.metrics = metrics
-        self.taken_over = 0
-        """Calls this daemon took from another (a dead or paused one) since it started."""
         self._taking: set[str] = set()
         self.taking = True
         """False once the daemon stops: it keeps renewing what it holds, and takes nothing."""
@@ -159,7 +157,6 @@ class Ownership:
                 if self.engine.get(call_id) is None:
                     await self.release(call_id)  # taken, but nothing to run
                 return None
-            self.taken_over += 1
             if self.metrics is not None:
                 self.metrics.calls_handed.labels("taken").inc()
             log.info("call taken over", call_id=call_id, state=session.state, owner=self.owner)

@@ -9,17 +9,12 @@ import pytest
 
 from flowengine.daemon.housekeeping import DAY, PURGE_EVERY, Housekeeping
 from flowengine.daemon.settings import SettingsError, load_settings
+from flowengine.runtime.ports import VirtualClock
 from flowengine.store import MemoryStore
 
 from .conftest import Rig
 from .test_call import call_to_menu, press
-
-ENV = {
-    "DAILY_API_KEY": "key-0123456789",
-    "DAILY_WEBHOOK_SECRET": "c2VjcmV0LXNlY3JldC1zZWNyZXQ=",
-    "DAILY_PINLESS_SECRET": "c2VjcmV0LXNlY3JldC1zZWNyZXQ=",
-    "FLOWENGINE_API_TOKEN": "token-0123456789abcdef",
-}
+from .test_operations import ENV
 
 
 async def _ended_call(rig: Rig) -> str:
@@ -93,21 +88,13 @@ async def test_keep_ended_zero_keeps_ended_calls_for_good(rig: Rig) -> None:
 
 
 async def test_a_purge_leaves_live_calls_alone() -> None:
-    now = [1_000_000.0]
-    store = MemoryStore(clock=lambda: now[0])
+    clock = VirtualClock()
+    store = MemoryStore(clock=clock.now)
     await store.create_call("live", flow="f", flow_hash="h", snapshot="{}")
     await store.create_call("ended", flow="f", flow_hash="h", snapshot="{}")
     await store.end_call("ended")
-    now[0] += 3 * DAY
-
-    class Clock:
-        def now(self) -> float:
-            return now[0]
-
-        def call_later(self, delay: float, callback: object, *args: object) -> object:
-            raise AssertionError("not started")
-
-    housekeeping = Housekeeping(store, Clock(), DAY)  # type: ignore[arg-type]
+    await clock.advance(3 * DAY)
+    housekeeping = Housekeeping(store, clock, DAY)
     assert await housekeeping.purge() == 1
     assert await store.load_call("ended") is None
     assert await store.load_call("live") is not None

@@ -68,8 +68,9 @@ async def test_an_answer_claimed_but_never_sent_is_sent_at_the_restart(rig: Rig)
     await rig.stop_daemon()
     hanging = HangsOnAnswer(httpx.ASGITransport(app=rig.emu.app))
     http = httpx.AsyncClient(transport=hanging)
-    daily = DailyClient("emulator-api-key", http=http, base_url=BASE_URL, retry=NO_RETRY)
-    daily.limiter = NoPacing()  # type: ignore[assignment]
+    daily = DailyClient(
+        "emulator-api-key", http=http, base_url=BASE_URL, retry=NO_RETRY, limiter=NoPacing()
+    )
     await rig.start_daemon(daily=daily)
     async with asyncio.timeout(20):
         inbound = await _answer_claimed(rig)
